@@ -1202,9 +1202,11 @@ void Raft::advance(const Ready& rd) {
   }
   if (!rd.entries.empty()) {
     const Entry& last = rd.entries.back();
+    // Persisting entries truncates anything after them in storage. If the
+    // log was truncated again since ready() (a step() in between), the
+    // persisted entries are superseded and durable_index_ was lowered then.
+    if (log_.term_or_zero(last.index) == last.term) durable_index_ = last.index;
     log_.stable_to(last.index, last.term);
-    // Entries persisted truncate anything after them in storage.
-    durable_index_ = last.index;
   }
   if (!rd.committed_entries.empty()) log_.applied_to(rd.committed_entries.back().index);
   // A candidate's own vote counts once durable.

@@ -19,6 +19,9 @@
 //     serve(rd.read_states);           // once applied index >= read index
 //     raft.advance(rd);                // "everything in rd is durable and applied"
 //   }
+// tick(), step(), propose(), read_index() and the other inputs may be called
+// between ready() and advance() (a server can keep stepping messages while an
+// fsync runs); ready() may not be called again before advance().
 // - Only a leader's AppendEntries, heartbeats, snapshot chunks and TimeoutNow
 //   may go before their batch is durable (dissertation §10.2.1): they are in
 //   `leader_messages`. Every other message — vote and pre-vote replies,
