@@ -27,6 +27,8 @@ namespace cset::raft {
 class VoterSet {
  public:
   VoterSet() = default;
+  /// `voters` is sorted and deduplicated (kNoNode dropped) here. A tie-breaker
+  /// that is not among the voters doubles nobody.
   VoterSet(std::vector<NodeId> voters, NodeId tiebreaker, QuorumMode mode);
 
   bool empty() const { return voters_.empty(); }
@@ -36,7 +38,8 @@ class VoterSet {
   /// tiebreak set of >= 4 voters, else 1.
   unsigned weight(NodeId id) const;
   unsigned total_weight() const;
-  /// True when the weight of `ids` (non-voters ignored) exceeds half the total.
+  /// True when the weight of `ids` (non-voters ignored, duplicates counted
+  /// once) exceeds half the total.
   /// An empty voter set accepts anything (it places no constraint).
   bool is_quorum(const std::vector<NodeId>& ids) const;
   /// The largest index that a quorum has reached: `match(id)` for each voter.
@@ -80,8 +83,8 @@ class JointQuorum {
   /// The smaller of the two halves' committed indexes (UINT64_MAX when both
   /// halves are empty). Raft paper §5.3/§5.4.2; dissertation §4.3.
   Index committed_index(const std::function<Index(NodeId)>& match) const;
-  /// votes: id -> granted; ids that vote in neither half are ignored. Won when the granted voters are a quorum of both
-  /// halves; lost when some half can no longer reach a quorum even if every
+  /// votes: id -> granted; ids that vote in neither half are ignored. Won when the granted voters
+  /// are a quorum of both halves; lost when some half can no longer reach a quorum even if every
   /// voter yet to answer grants. An empty half counts as won (no constraint).
   VoteResult vote_result(const std::map<NodeId, bool>& votes) const;
 

@@ -25,6 +25,20 @@ bool contains_id(const std::vector<NodeId>& ids, NodeId id) {
   return std::binary_search(ids.begin(), ids.end(), id);
 }
 
+// Messages that may only be sent once the batch they were produced with is
+// durable: vote requests and grants, and append/snapshot acknowledgements.
+bool promises_durability(const Message& m) {
+  switch (m.type) {
+    case MessageType::kVote:
+    case MessageType::kPreVote: return true;
+    case MessageType::kVoteResponse:
+    case MessageType::kPreVoteResponse:
+    case MessageType::kAppendResponse:
+    case MessageType::kSnapshotResponse: return !m.reject;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 bool Ready::empty() const {
@@ -135,6 +149,10 @@ void Raft::reset(Term term) {
   if (term_ != term) {
     term_ = term;
     vote_ = kNoNode;
+    // A partial InstallSnapshot belongs to the leader of the old term, whose
+    // transfer can no longer complete (§5.3); keeping it would leave this
+    // node unpromotable forever once a new leader catches it up by appends.
+    receiving_snapshot_.reset();
   }
   leader_ = kNoNode;
   election_elapsed_ = 0;
@@ -1141,6 +1159,14 @@ NodeId Raft::best_transfer_target() const {
 
 void Raft::set_storage_failed(bool failed) {
   storage_failed_ = failed;
+  if (failed) {
+    // Votes and acknowledgements still waiting for the next ready() would be
+    // sent only once that batch is durable, which it will not be: drop them,
+    // so a failure reported before ready() cannot let one out (the node
+    // neither votes nor acknowledges; the peers retry). Rejections,
+    // heartbeat responses and ReadIndex traffic promise nothing durable.
+    std::erase_if(msgs_, promises_durability);
+  }
   if (failed && role_ == Role::kLeader && transfer_target_ == kNoNode) {
     NodeId target = best_transfer_target();
     if (target != kNoNode) transfer_leadership(target);
@@ -1219,6 +1245,19 @@ void Raft::advance(const Ready& rd) {
     if (progress_.count(id_)) progress_.at(id_).match = self_match();
     if (maybe_commit()) broadcast_append();
   }
+}
+
+std::vector<Message> Raft::take_leader_messages() {
+  std::vector<Message> out = std::move(leader_msgs_);
+  leader_msgs_.clear();
+  if (read_broadcast_needed_ && role_ == Role::kLeader && !reads_pending_.empty()) {
+    broadcast_heartbeat(reads_pending_.back().context);
+    read_broadcast_needed_ = false;
+    out.insert(out.end(), std::make_move_iterator(leader_msgs_.begin()),
+               std::make_move_iterator(leader_msgs_.end()));
+    leader_msgs_.clear();
+  }
+  return out;
 }
 
 std::vector<PeerStatus> Raft::peers() const {

@@ -201,6 +201,12 @@ class Raft {
   Ready ready();
   /// Confirms that everything in `ready` is durable and applied.
   void advance(const Ready& ready);
+  /// The leader's messages produced since the last ready() (appends,
+  /// heartbeats, snapshot chunks, TimeoutNow), which may be sent before the
+  /// entries they carry are durable (§10.2.1). Callable at any time, also
+  /// between ready() and advance(), so a leader keeps replicating while its
+  /// own fsync runs. Everything else waits for the next ready().
+  std::vector<Message> take_leader_messages();
 
   // Observers.
   NodeId id() const { return id_; }
