@@ -1,0 +1,261 @@
+// RocksStore: a node's durable state in one RocksDB instance per data
+// directory — the Raft log, hard state and snapshot metadata (read by the
+// consensus core through raft::Storage), the set state machine's key-value
+// spaces (set::Kv) and the directory's identity.
+//
+// Guarantees (docs/storage.md has the on-disk format and the reasons):
+// - A write made with sync=true is durable when it returns ok: its WAL record
+//   is fsynced, and so is every earlier write. save() puts entries and hard
+//   state in ONE write batch with ONE fsync (group commit: the caller batches
+//   everything that arrived meanwhile into one call).
+// - Atomicity: each call is one RocksDB write batch; a crash leaves the state
+//   before or after it. Snapshot install writes the state machine image, the
+//   emptied log and the snapshot metadata in one batch.
+// - Every log entry carries a CRC-32C over its index, term, type and data,
+//   checked on every read (kCorrupt on mismatch, never a wrong entry).
+// - A restart restores exactly the durable state. open() refuses (kCorrupt /
+//   kInvalid, with a message naming the directory or file) a directory of
+//   another node or cluster, of an unknown format version, or a damaged one;
+//   a torn final WAL record (a crash mid-write) is dropped with a warning.
+// - Disk full / I/O errors: writes fail with kNoSpace / kIo and change
+//   nothing; reads keep working; the next write (or resume()) tries to leave
+//   the failed state, so the store recovers by itself once space returns.
+//   Nothing acknowledged (returned ok) is lost. Known problem: RocksDB
+//   7.8's DB::Resume() can hang when the disk filled up during a background
+//   flush (docs/storage.md); an EIO on a WAL write or fsync needs a reopen.
+//
+// Log shape (as raft::Storage): the snapshot / compaction point `offset`
+// (index and term of the entry just before the log) and the entries
+// offset+1..last_index(), with no gaps. first_index() == offset + 1.
+//
+// Thread-safety: every method may be called from any thread. Writes to the
+// log (save, append, set_hard_state, create_snapshot, install_snapshot,
+// compact) are serialized internally; set::Kv writes go through kv() and may
+// run concurrently with log writes (they touch other column families).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cset/status.h"
+#include "raft/storage.h"
+#include "raft/types.h"
+#include "set/kv.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Env;
+class FileSystem;
+class Snapshot;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace cset::storage {
+
+/// On-disk format version of the data directory (the `node` column family).
+inline constexpr uint32_t kStoreFormatVersion = 1;
+
+struct StoreOptions {
+  /// The data directory (one RocksDB instance).
+  std::string dir;
+  /// This node's id. Required (non-zero) to create a directory; when opening
+  /// an existing one it must match the recorded id (0 = accept the recorded
+  /// one, for tools).
+  raft::NodeId node_id = raft::kNoNode;
+  /// The cluster id. Empty = not known yet; once known it is recorded, and a
+  /// directory recording another one is refused.
+  std::string cluster_id;
+  bool create_if_missing = false;
+  /// The 16-byte incarnation id given to a new directory; empty = random
+  /// (std::random_device). Tests pass a fixed one.
+  std::string new_incarnation;
+  /// Shared LRU block cache for every column family (index and filter blocks
+  /// included, so table memory stays within it), in MiB.
+  uint64_t block_cache_mb = 64;
+  /// Memtable size of the log and data column families, in MiB (the small
+  /// column families use 1/4 of it); two memtables each at most.
+  uint64_t write_buffer_mb = 16;
+  /// The file system every file access goes through (the fault-injection
+  /// seam, storage/fault_fs.h); null = the default POSIX one.
+  std::shared_ptr<rocksdb::FileSystem> fs;
+  /// Reads every table file once at open to verify its block checksums
+  /// (so a flipped byte anywhere is found at start-up, not at first read).
+  bool verify_checksums_on_open = true;
+  /// Warnings (a torn WAL tail dropped, a background error); null = stderr.
+  std::function<void(const std::string&)> warn;
+  /// TEST ONLY: save() and append() never fsync even when asked to. Exists
+  /// so the crash test can show that it catches one missing fsync.
+  bool test_skip_log_sync = false;
+};
+
+/// What the `node` column family records about the directory.
+struct Identity {
+  uint32_t format_version = 0;
+  raft::NodeId node_id = raft::kNoNode;
+  std::string cluster_id;   // empty until known
+  std::string incarnation;  // 16 random bytes, fixed when the directory is created
+};
+
+class RocksStore final : public raft::Storage {
+ public:
+  /// Opens (or creates, with create_if_missing) the store in options.dir.
+  /// Errors: kCorrupt — damaged files (a checksum or size check failed, a
+  /// damaged WAL record with valid records after it), a missing or unknown
+  /// format version, a directory that is not a store; kInvalid — another
+  /// node's or another cluster's directory, bad options, no store and
+  /// !create_if_missing; kIo — the files cannot be read (e.g. locked by
+  /// another process). Messages name the directory and, where known, the file.
+  static Result<std::unique_ptr<RocksStore>> open(const StoreOptions& options);
+  ~RocksStore() override;
+
+  RocksStore(const RocksStore&) = delete;
+  RocksStore& operator=(const RocksStore&) = delete;
+
+  // ---- raft::Storage (reads; everything returned is durable) ----
+  raft::HardState hard_state() const override;
+  /// Errors: kCompacted, kUnavailable (as raft::Storage), kInvalid (lo > hi),
+  /// kCorrupt (a checksum mismatch or a gap, naming the index), kIo.
+  Result<std::vector<raft::Entry>> entries(raft::Index lo, raft::Index hi,
+                                           uint64_t max_bytes) const override;
+  /// From the in-memory term index: no disk read.
+  Result<raft::Term> term(raft::Index i) const override;
+  raft::Index first_index() const override;
+  raft::Index last_index() const override;
+  /// The durable snapshot metadata, with the image recorded by
+  /// create_snapshot()/install_snapshot() in this process. The image is held
+  /// in memory only: after open() the data is empty until one of them runs
+  /// (the server records a snapshot of its state machine at start-up when a
+  /// follower may need one).
+  raft::Snapshot snapshot() const override;
+
+  // ---- Log writes ----
+  /// Persists `entries` (appended, truncating any existing suffix from
+  /// entries[0].index; entries at or below the offset are skipped) and
+  /// `hard_state` (when set) in one write batch, fsynced once when `sync`.
+  /// Errors: kInvalid (entries not consecutive, or a gap after last_index()),
+  /// kNoSpace, kIo; nothing changes on error.
+  Status save(const std::vector<raft::Entry>& entries,
+              const std::optional<raft::HardState>& hard_state, bool sync);
+  Status append(const std::vector<raft::Entry>& entries, bool sync = true) {
+    return save(entries, std::nullopt, sync);
+  }
+  Status set_hard_state(const raft::HardState& hard_state, bool sync = true) {
+    return save({}, hard_state, sync);
+  }
+
+  /// Records `snapshot` as the latest snapshot: REQUIRES the state machine in
+  /// kv() to hold exactly the image at snapshot.meta.index (the caller applied
+  /// up to it and applies nothing meanwhile). The write is fsynced, which also
+  /// makes every earlier kv() write durable, so the log is compacted only up
+  /// to a durable applied index: entries up to meta.index - keep_entries are
+  /// discarded in the same batch. Errors: kInvalid (older than the current
+  /// snapshot, beyond the log, or a term that differs from the log's),
+  /// kNoSpace, kIo.
+  Status create_snapshot(raft::Snapshot snapshot, uint64_t keep_entries);
+
+  /// Installs a snapshot received from the leader (InstallSnapshot), atomically
+  /// with the state machine: `restore` must call kv().replace_all() exactly
+  /// once (set::StateMachine::restore_snapshot does); that replace_all's write
+  /// batch also empties the log and records the snapshot metadata, fsynced.
+  /// An older snapshot than the current one is ignored (ok).
+  /// Errors: what `restore` returns; kInvalid when it returned ok without
+  /// calling replace_all(); kNoSpace, kIo.
+  Status install_snapshot(raft::Snapshot snapshot, const std::function<Status()>& restore);
+
+  /// Discards the entries before `index` (kept: index..last). REQUIRES
+  /// index <= snapshot index + 1, else kInvalid. No-op when nothing is left
+  /// to discard. Errors: kInvalid, kNoSpace, kIo.
+  Status compact(raft::Index index);
+
+  // ---- The state machine's key-value spaces ----
+  /// The set::Kv on the `data` and `sm_meta` column families. Views taken
+  /// from it must not outlive the store.
+  set::Kv& kv();
+
+  // ---- Identity and health ----
+  /// Not concurrently with set_cluster_id().
+  const Identity& identity() const { return identity_; }
+  /// Records the cluster id once it becomes known (fsynced). Errors:
+  /// kInvalid when another id is recorded; kNoSpace, kIo.
+  Status set_cluster_id(const std::string& cluster_id);
+  /// Whether the last write failed (disk full or I/O error) and the store has
+  /// not recovered since.
+  bool write_failed() const;
+  /// Tries to leave the failed state (RocksDB's DB::Resume: flushes the
+  /// memtables and reopens the WAL). ok when writable again (also when it
+  /// never failed). Errors: kNoSpace, kIo (still failing).
+  Status resume();
+  /// Makes every earlier write durable (one WAL fsync). Errors: kNoSpace, kIo.
+  Status sync();
+  /// Writes every memtable to table files (tests; a clean shutdown does not
+  /// need it). Errors: kNoSpace, kIo.
+  Status flush();
+  /// Reads the whole log: contiguous offset+1..last, every checksum valid,
+  /// terms non-decreasing and equal to the in-memory term index, hard state
+  /// commit <= last. For tests and offline checks. Errors: kCorrupt, kIo.
+  Status verify_log() const;
+  const std::string& dir() const { return options_.dir; }
+
+ private:
+  class Kv;
+  class ErrorListener;
+  friend class Kv;
+
+  struct Handles;
+  struct TermRun {
+    raft::Index first;  // first index of the run
+    raft::Term term;
+  };
+  struct PendingInstall {
+    raft::Snapshot snapshot;
+    bool consumed = false;
+  };
+
+  explicit RocksStore(StoreOptions options);
+  Status open_db(bool creating);
+  Status check_identity(bool creating);
+  Status load_raft_state();
+  Status load_term_runs();
+  Result<raft::Entry> read_entry(raft::Index index) const;
+  /// Writes `batch`, first trying to resume when an earlier write failed.
+  Status write(rocksdb::WriteBatch* batch, bool sync, const char* what);
+  void warn(const std::string& message) const;
+  Status corrupt(const std::string& what) const;
+  // The log-side part of an install, added to replace_all's batch.
+  Status add_install_locked(rocksdb::WriteBatch* batch);
+  void finish_install_locked();
+  raft::Term term_locked(raft::Index i) const;
+  void truncate_runs_locked(raft::Index from);
+  void append_run_locked(raft::Index index, raft::Term term);
+
+  StoreOptions options_;
+  std::unique_ptr<rocksdb::Env> env_;
+  std::shared_ptr<ErrorListener> listener_;
+  std::unique_ptr<Handles> handles_;
+  std::unique_ptr<Kv> kv_;
+  rocksdb::DB* db_ = nullptr;
+  Identity identity_;
+
+  // Serializes log writes; guards everything below. Reads take it briefly.
+  mutable std::mutex mu_;
+  raft::HardState hard_state_;
+  raft::SnapshotMeta snapshot_meta_;
+  std::shared_ptr<const std::string> snapshot_data_;
+  raft::Index offset_ = 0;     // index of the entry before the log
+  raft::Index last_ = 0;       // last index (== offset_ when the log is empty)
+  std::vector<TermRun> runs_;  // terms of offset_..last_, one run per term
+  std::optional<PendingInstall> pending_install_;
+
+  std::atomic<bool> write_failed_{false};
+  std::mutex resume_mu_;  // one DB::Resume() at a time
+};
+
+}  // namespace cset::storage
