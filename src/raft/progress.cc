@@ -25,6 +25,12 @@ void Inflights::free_le(Index index) {
   }
 }
 
+void Inflights::free_first_one() {
+  if (items_.empty()) return;
+  bytes_ -= items_.front().bytes;
+  items_.pop_front();
+}
+
 void Inflights::reset() {
   items_.clear();
   bytes_ = 0;

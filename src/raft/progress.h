@@ -32,6 +32,10 @@ class Inflights {
   void add(Index last_index, uint64_t bytes);
   /// Frees every message whose last index is <= index.
   void free_le(Index index);
+  /// Frees the oldest message (if any): used when the follower answers a
+  /// heartbeat while the window is full, since every append in it may have
+  /// been lost (etcd's FreeFirstOne).
+  void free_first_one();
   void reset();
   bool full() const { return items_.size() >= max_messages_ || bytes_ >= max_bytes_; }
   size_t count() const { return items_.size(); }

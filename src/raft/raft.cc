@@ -684,6 +684,13 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   if (pr.state == ProgressState::kProbe) pr.probe_sent = false;
+  // The follower is reachable, but every append that filled its window may
+  // have been lost (a partition that just healed): free one slot so the next
+  // append goes out and is either accepted or rejected (which turns the
+  // follower back to probe). Without this it would stay paused forever.
+  if (pr.state == ProgressState::kReplicate && pr.inflights.full()) {
+    pr.inflights.free_first_one();
+  }
   if (pr.match < log_.last_index()) send_append(m.from);
   if (!m.context.empty()) ack_read(m.context, m.from);
 }
