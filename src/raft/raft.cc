@@ -159,6 +159,7 @@ void Raft::reset(Term term) {
   heartbeat_elapsed_ = 0;
   reset_randomized_timeout();
   abort_transfer();
+  removal_stepdown_ = false;
   votes_.clear();
   progress_.clear();
   pending_conf_index_ = 0;
@@ -333,6 +334,12 @@ void Raft::tick_heartbeat() {
   }
   if (transfer_target_ != kNoNode && ++transfer_elapsed_ >= opts_.election_ticks) {
     abort_transfer();
+  }
+  if (removal_stepdown_ && transfer_target_ == kNoNode) {
+    // The hand-over after our removal did not complete in time: step down
+    // anyway; the remaining voters elect among themselves.
+    become_follower(term_, kNoNode);
+    return;
   }
   // A leader that cannot persist hands leadership over (DESIGN.md).
   if (storage_failed_ && transfer_target_ == kNoNode) {
@@ -866,6 +873,9 @@ void Raft::broadcast_heartbeat(const std::string& context) {
 }
 
 void Raft::send_timeout_now(NodeId to) {
+  // The commit index first, so the new leader starts from the latest
+  // configuration (it matters when this leader was removed).
+  send_heartbeat(to, {});
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = to;
@@ -881,6 +891,11 @@ Result<Index> Raft::propose(std::vector<std::string> batch) {
     return Status(Code::kNotLeader, "leadership transfer in progress");
   }
   if (storage_failed_) return Status(Code::kNoSpace, "this node cannot persist");
+  if (leaving()) {
+    // Nothing may follow the configuration that removes this leader: the
+    // voter it hands over to must be able to be exactly as up to date.
+    return Status(Code::kNotLeader, "this leader is being removed from the cluster");
+  }
   if (batch.empty()) return log_.last_index();
   std::vector<Entry> ents;
   ents.reserve(batch.size());
@@ -899,6 +914,12 @@ Result<Index> Raft::propose(std::vector<std::string> batch) {
   broadcast_append();
   maybe_commit();
   return last;
+}
+
+bool Raft::leaving() const {
+  const Configuration& latest =
+      pending_configs_.empty() ? config_ : pending_configs_.rbegin()->second;
+  return role_ == Role::kLeader && !contains_id(latest.voters, id_);
 }
 
 bool Raft::conf_change_pending() const {
@@ -1048,11 +1069,20 @@ void Raft::activate_config(const Configuration& config) {
   if (role_ != Role::kLeader) return;
   sync_progress();
   if (!quorum_.is_voter(id_) && !config_.joint()) {
-    // The leader was removed (§4.2.2): hand over to the most up-to-date
-    // voter, then step down.
+    // The leader was removed (§4.2.2). Stepping down at once can leave the
+    // remaining voters unable to elect anyone (etcd#11038, case C05): one
+    // may not yet know C_new committed and still need this node's vote, and
+    // must then be as up to date as this node. So hand over properly: bring
+    // the most up-to-date voter level (entries and commit index), send it
+    // TimeoutNow, and step down when it takes over or the transfer times out.
     NodeId target = best_transfer_target();
-    if (target != kNoNode) send_timeout_now(target);
-    become_follower(term_, kNoNode);
+    if (target == kNoNode) {
+      become_follower(term_, kNoNode);
+      return;
+    }
+    removal_stepdown_ = true;
+    abort_transfer();
+    transfer_leadership(target);
     return;
   }
   maybe_commit();

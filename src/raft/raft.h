@@ -224,6 +224,9 @@ class Raft {
   NodeId transfer_target() const { return transfer_target_; }
   /// Leader: whether a configuration change is proposed but not yet committed.
   bool conf_change_pending() const;
+  /// Leader: whether the latest configuration in its log (committed or not)
+  /// no longer has it as a voter; it then refuses proposals and hands over.
+  bool leaving() const;
   /// Leader: replication status of every member; empty on other roles.
   std::vector<PeerStatus> peers() const;
   /// The durable index this node counts for itself (leader).
@@ -342,6 +345,7 @@ class Raft {
   uint64_t rng_state_;
 
   NodeId transfer_target_ = kNoNode;
+  bool removal_stepdown_ = false;  // removed leader handing over (C05)
   int transfer_elapsed_ = 0;
   bool storage_failed_ = false;
   uint64_t uncommitted_bytes_ = 0;
