@@ -1,0 +1,359 @@
+// INFO, CSET.STATUS / CSET.NODES, membership commands, and the admin HTTP
+// server (/health, /metrics, /status) served by cpp-httplib on its own thread
+// from a snapshot the loop publishes.
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "raft/codec.h"
+#include "resp/writer.h"
+#include "server/server_impl.h"
+
+namespace cset::server {
+
+using raft::NodeId;
+
+namespace {
+
+const char* mode_name(raft::QuorumMode m) {
+  return m == raft::QuorumMode::kMajority ? "majority" : "tiebreak";
+}
+
+std::string role_name(raft::Role r) {
+  switch (r) {
+    case raft::Role::kLeader: return "leader";
+    case raft::Role::kCandidate:
+    case raft::Role::kPreCandidate: return "candidate";
+    case raft::Role::kLearner: return "learner";
+    default: return "follower";
+  }
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Server::Impl::raft_section() {
+  const raft::Configuration& c = raft_->configuration();
+  std::string s;
+  auto line = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
+  line("node_id", std::to_string(opt_.id));
+  line("role", removed_ ? "removed" : role_name(raft_->role()));
+  line("term", std::to_string(raft_->term()));
+  line("leader_id", std::to_string(raft_->leader_id()));
+  line("commit_index", std::to_string(raft_->commit_index()));
+  line("applied_index", std::to_string(sm_->applied_index()));
+  line("last_log_index", std::to_string(raft_->last_index()));
+  line("first_log_index", std::to_string(raft_->first_index()));
+  line("snapshot_index", std::to_string(store_->snapshot().meta.index));
+  line("voters", std::to_string(c.voters.size()));
+  line("learners", std::to_string(c.learners.size()));
+  line("joint", c.joint() ? "1" : "0");
+  line("quorum", mode_name(c.mode));
+  line("tiebreaker_id", std::to_string(c.tiebreaker));
+  line("storage_failed", storage_failed_ ? "1" : "0");
+  return s;
+}
+
+std::string Server::Impl::info_text(const std::vector<std::string>& sections, size_t clients) {
+  auto want = [&](const std::string& name) {
+    if (sections.empty()) return true;
+    for (const auto& s : sections) {
+      if (s == name || s == "all" || s == "everything" || s == "default") return true;
+    }
+    return false;
+  };
+  std::string out;
+  if (want("server")) {
+    auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                               started_)
+                  .count();
+    out += "# Server\r\nredis_version:7.0.0\r\ncset_version:0.1.0\r\nredis_mode:cluster\r\n";
+    out += "process_id:" + std::to_string(::getpid()) + "\r\n";
+    out += "tcp_port:" + opt_.client_listen.substr(opt_.client_listen.rfind(':') + 1) + "\r\n";
+    out += "uptime_in_seconds:" + std::to_string(up) + "\r\n\r\n";
+  }
+  if (want("clients")) {
+    out += "# Clients\r\nconnected_clients:" + std::to_string(clients) + "\r\n\r\n";
+  }
+  if (want("stats")) {
+    out += "# Stats\r\ntotal_connections_received:" + std::to_string(metrics_.connections_total) +
+           "\r\ntotal_writes:" + std::to_string(metrics_.writes) +
+           "\r\ntotal_reads:" + std::to_string(metrics_.reads) + "\r\n\r\n";
+  }
+  if (want("raft")) out += "# Raft\r\n" + raft_section() + "\r\n";
+  return out;
+}
+
+void Server::Impl::cset_nodes(std::string* out, int protocol) {
+  resp::ReplyWriter w(out, protocol);
+  const raft::Configuration& c = raft_->configuration();
+  std::map<NodeId, raft::PeerStatus> peers;
+  for (const auto& p : raft_->peers()) peers[p.id] = p;
+  auto transport = transport_->peer_status();
+  w.array_header(c.members.size());
+  for (const auto& m : c.members) {
+    MemberRecord r = decode_member_context(m.context);
+    {
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      auto it = learned_.find(m.id);
+      if (it != learned_.end() && r.client_address.empty()) r.client_address = it->second.client_address;
+    }
+    if (m.id == opt_.id) r.client_address = opt_.advertise_client;
+    std::string state;
+    if (m.id == opt_.id) {
+      state = role_name(raft_->role());
+    } else if (m.id == raft_->leader_id()) {
+      state = "leader";
+    } else {
+      auto t = transport.find(m.id);
+      bool connected = t != transport.end() && t->second.state == net::ConnectionState::kConnected;
+      state = connected ? "follower" : "unreachable";
+    }
+    uint64_t match = m.id == opt_.id ? raft_->last_index() : 0;
+    if (auto p = peers.find(m.id); p != peers.end()) match = p->second.match;
+    w.map_header(6);
+    w.bulk_string("id");
+    w.integer(static_cast<int64_t>(m.id));
+    w.bulk_string("peer_address");
+    w.bulk_string(r.peer_address);
+    w.bulk_string("client_address");
+    w.bulk_string(r.client_address);
+    w.bulk_string("role");
+    w.bulk_string(c.is_learner(m.id) ? "learner" : "voter");
+    w.bulk_string("state");
+    w.bulk_string(state);
+    w.bulk_string("match_index");
+    w.integer(static_cast<int64_t>(match));
+  }
+}
+
+void Server::Impl::cset_status(std::string* out, int protocol) {
+  resp::ReplyWriter w(out, protocol);
+  std::string section = raft_section();
+  std::vector<std::pair<std::string, std::string>> kv;
+  size_t pos = 0;
+  while (pos < section.size()) {
+    size_t end = section.find("\r\n", pos);
+    std::string l = section.substr(pos, end - pos);
+    size_t colon = l.find(':');
+    kv.emplace_back(l.substr(0, colon), l.substr(colon + 1));
+    pos = end + 2;
+  }
+  w.map_header(kv.size());
+  for (const auto& [k, v] : kv) {
+    w.bulk_string(k);
+    w.bulk_string(v);
+  }
+}
+
+void Server::Impl::admin_command(const std::string& what, uint64_t id, const std::string& address,
+                                 bool voter, std::function<void(const Status&)> done) {
+  if (raft_->role() != raft::Role::kLeader) {
+    NodeId leader = raft_->leader_id();
+    std::string where;
+    if (leader != raft::kNoNode) {
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      auto it = learned_.find(leader);
+      where = " (the leader is node " + std::to_string(leader) +
+              (it != learned_.end() ? " at " + it->second.client_address : std::string()) + ")";
+    }
+    done(Status(Code::kErr, "membership changes go through the leader" + where));
+    return;
+  }
+  if (what == "transfer") {
+    Status s = raft_->transfer_leadership(id);
+    if (!s) return done(Status(Code::kErr, s.message()));
+    kick();
+    admin_waiting_.push_back({0, id, std::move(done), now_ms() + opt_.write_timeout_ms});
+    return;
+  }
+  raft::ConfChange ch;
+  ch.id = id;
+  if (what == "add") {
+    ch.type = voter ? raft::ConfChange::Type::kAddVoter : raft::ConfChange::Type::kAddLearner;
+    MemberRecord r;
+    r.peer_address = address;
+    ch.context = encode_member_context(r);
+  } else if (what == "promote") {
+    ch.type = raft::ConfChange::Type::kPromote;
+  } else {
+    ch.type = raft::ConfChange::Type::kRemove;
+  }
+  auto idx = raft_->propose_conf_change({ch});
+  if (!idx.ok()) {
+    Code c = idx.code() == Code::kBusy ? Code::kBusy
+             : idx.code() == Code::kNoQuorum ? Code::kNoQuorum
+                                             : Code::kErr;
+    return done(Status(c, idx.status().message()));
+  }
+  admin_waiting_.push_back({*idx, raft_->term(), std::move(done), now_ms() + opt_.write_timeout_ms});
+  kick();
+}
+
+void Server::Impl::check_admin() {
+  uint64_t now = now_ms();
+  for (auto it = admin_waiting_.begin(); it != admin_waiting_.end();) {
+    bool finished = false;
+    if (it->index == 0) {
+      // A leadership transfer: done when the target leads.
+      if (raft_->leader_id() == it->term) {
+        it->done(Status::ok());
+        finished = true;
+      }
+    } else if (sm_->applied_index() >= it->index) {
+      auto t = store_->term(it->index);
+      // A joint change also waits for the final configuration.
+      bool joint = raft_->configuration().joint();
+      if (t.ok() && *t != it->term) {
+        it->done(Status(Code::kTimeout, "leadership changed before the change committed"));
+        finished = true;
+      } else if (!joint) {
+        it->done(Status::ok());
+        finished = true;
+      }
+    }
+    if (!finished && now >= it->deadline_ms) {
+      it->done(Status(Code::kTimeout, "the change was not confirmed within the write timeout"));
+      finished = true;
+    }
+    it = finished ? admin_waiting_.erase(it) : std::next(it);
+  }
+}
+
+void Server::Impl::publish_status() {
+  uint64_t now = now_ms();
+  if (now - last_publish_ms_ < 100 && last_publish_ms_ != 0) return;
+  last_publish_ms_ = now;
+  check_admin();
+  StatusSnapshot s;
+  s.info_raft = raft_section();
+  s.healthy = raft_->leader_id() != raft::kNoNode && !storage_failed_ && !removed_ &&
+              sm_->applied_index() >= raft_->commit_index();
+  const raft::Configuration& c = raft_->configuration();
+  std::string j = "{";
+  j += "\"node_id\":" + std::to_string(opt_.id);
+  j += ",\"role\":\"" + (removed_ ? std::string("removed") : role_name(raft_->role())) + "\"";
+  j += ",\"term\":" + std::to_string(raft_->term());
+  j += ",\"leader_id\":" + std::to_string(raft_->leader_id());
+  j += ",\"commit_index\":" + std::to_string(raft_->commit_index());
+  j += ",\"applied_index\":" + std::to_string(sm_->applied_index());
+  j += ",\"last_log_index\":" + std::to_string(raft_->last_index());
+  j += ",\"quorum\":\"" + std::string(mode_name(c.mode)) + "\"";
+  j += ",\"tiebreaker_id\":" + std::to_string(c.tiebreaker);
+  j += ",\"storage_failed\":" + std::string(storage_failed_ ? "true" : "false");
+  j += ",\"members\":[";
+  bool first = true;
+  for (const auto& m : c.members) {
+    MemberRecord r = decode_member_context(m.context);
+    if (!first) j += ",";
+    first = false;
+    j += "{\"id\":" + std::to_string(m.id) + ",\"peer_address\":\"" + json_escape(r.peer_address) +
+         "\",\"role\":\"" + (c.is_learner(m.id) ? "learner" : "voter") + "\"}";
+  }
+  j += "]}";
+  s.status_json = j;
+  std::string mt;
+  auto g = [&](const std::string& name, const std::string& help, double v) {
+    mt += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " +
+          std::to_string(v) + "\n";
+  };
+  auto cnt = [&](const std::string& name, const std::string& help, uint64_t v) {
+    mt += "# HELP " + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
+          std::to_string(v) + "\n";
+  };
+  g("cset_is_leader", "1 when this node is the leader", raft_->role() == raft::Role::kLeader);
+  g("cset_term", "current Raft term", static_cast<double>(raft_->term()));
+  g("cset_commit_index", "Raft commit index", static_cast<double>(raft_->commit_index()));
+  g("cset_applied_index", "state machine applied index", static_cast<double>(sm_->applied_index()));
+  g("cset_last_log_index", "last log index", static_cast<double>(raft_->last_index()));
+  g("cset_storage_failed", "1 while the node cannot persist", storage_failed_ ? 1 : 0);
+  cnt("cset_proposals_total", "entries proposed by this node as leader", metrics_.proposals);
+  cnt("cset_proposal_batches_total", "proposal batches", metrics_.proposal_batches);
+  cnt("cset_writes_total", "client writes received", metrics_.writes);
+  cnt("cset_reads_total", "client reads received", metrics_.reads);
+  cnt("cset_snapshots_taken_total", "snapshots taken", metrics_.snapshots_taken);
+  cnt("cset_snapshots_installed_total", "snapshots installed", metrics_.snapshots_installed);
+  cnt("cset_leader_changes_total", "leader changes seen", metrics_.leader_changes);
+  mt += "# HELP cset_errors_total client errors by code\n# TYPE cset_errors_total counter\n";
+  for (const auto& [code, n] : metrics_.errors) {
+    mt += "cset_errors_total{code=\"" + code + "\"} " + std::to_string(n) + "\n";
+  }
+  mt += "# HELP cset_fsync_seconds log fsync latency\n# TYPE cset_fsync_seconds histogram\n";
+  uint64_t cum = 0;
+  for (size_t i = 0; i < 10; ++i) {
+    cum += metrics_.fsync_buckets[i];
+    mt += "cset_fsync_seconds_bucket{le=\"" + std::to_string(Metrics::kBucketsUs[i] / 1e6) +
+          "\"} " + std::to_string(cum) + "\n";
+  }
+  cum += metrics_.fsync_buckets[10];
+  mt += "cset_fsync_seconds_bucket{le=\"+Inf\"} " + std::to_string(cum) + "\n";
+  mt += "cset_fsync_seconds_sum " + std::to_string(metrics_.fsync_sum_s) + "\n";
+  mt += "cset_fsync_seconds_count " + std::to_string(metrics_.fsync_count) + "\n";
+  mt += "# HELP cset_peer_lag_entries entries a peer is behind the leader\n# TYPE cset_peer_lag_entries gauge\n";
+  for (const auto& p : raft_->peers()) {
+    if (p.id == opt_.id) continue;
+    mt += "cset_peer_lag_entries{peer=\"" + std::to_string(p.id) + "\"} " +
+          std::to_string(raft_->last_index() - std::min(p.match, raft_->last_index())) + "\n";
+  }
+  s.metrics = mt;
+  std::lock_guard<std::mutex> lock(status_mu_);
+  status_ = std::move(s);
+}
+
+bool Server::Impl::start_admin(StartError* error) {
+  std::string host;
+  uint16_t port = 0;
+  Status s = net::split_host_port(opt_.admin_listen, &host, &port);
+  if (!s) {
+    *error = {2, "--admin-listen: " + s.to_string()};
+    return false;
+  }
+  http_ = std::make_shared<httplib::Server>();
+  http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    res.status = status_.healthy ? 200 : 503;
+    res.set_content(status_.healthy ? "ok\n" : "unhealthy\n", "text/plain");
+  });
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    res.set_content(status_.metrics, "text/plain; version=0.0.4");
+  });
+  http_->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    res.set_content(status_.status_json, "application/json");
+  });
+  if (!http_->bind_to_port(host, port)) {
+    *error = {2, "--admin-listen " + opt_.admin_listen + ": cannot bind"};
+    return false;
+  }
+  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  return true;
+}
+
+Server::Impl::~Impl() {
+  if (transport_) transport_->stop();
+  stop_admin();
+}
+
+void Server::Impl::stop_admin() {
+  if (http_) http_->stop();
+  if (http_thread_.joinable()) http_thread_.join();
+  http_.reset();
+}
+
+}  // namespace cset::server

@@ -1,0 +1,809 @@
+// The node runtime's loop: raft ready processing, proposals and forwarding,
+// reads, snapshots. Client connections are in connection.cc, the admin
+// server and INFO text in admin.cc.
+#include "server/server_impl.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "raft/codec.h"
+#include "set/command.h"
+
+namespace cset::server {
+
+using raft::Index;
+using raft::NodeId;
+
+// ---------------------------------------------------------------------------
+// Member records in the configuration (the registry).
+
+std::string hex(const std::string& bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::string encode_member_context(const MemberRecord& r) {
+  return "peer=" + r.peer_address + ";client=" + r.client_address + ";inc=" + r.incarnation;
+}
+
+MemberRecord decode_member_context(const std::string& context) {
+  MemberRecord r;
+  size_t pos = 0;
+  while (pos <= context.size()) {
+    size_t end = context.find(';', pos);
+    if (end == std::string::npos) end = context.size();
+    std::string item = context.substr(pos, end - pos);
+    size_t eq = item.find('=');
+    if (eq != std::string::npos) {
+      std::string k = item.substr(0, eq), v = item.substr(eq + 1);
+      if (k == "peer") r.peer_address = v;
+      if (k == "client") r.client_address = v;
+      if (k == "inc") r.incarnation = v;
+    }
+    pos = end + 1;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Start-up.
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+Status Server::run() { return impl_->run(); }
+void Server::stop() { impl_->stop(); }
+
+std::unique_ptr<Server> Server::create(const ServerOptions& options, StartError* error) {
+  auto impl = std::make_unique<Impl>(options);
+  if (!impl->open(error)) return nullptr;
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Impl::Impl(const ServerOptions& o) : opt_(o), limits_() {
+  limits_.max_key_bytes = o.max_key_bytes;
+  limits_.max_member_bytes = o.max_member_bytes;
+  limits_.max_request_bytes = o.max_request_bytes;
+  if (opt_.advertise_peer.empty()) opt_.advertise_peer = opt_.peer_listen;
+  if (opt_.advertise_client.empty()) opt_.advertise_client = opt_.client_listen;
+}
+
+
+namespace {
+
+std::string cluster_id_for(const ServerOptions& o) {
+  // The cluster id of a new cluster: a hash of its initial members and token,
+  // so two clusters started separately never share one.
+  std::string text = o.cluster_token + "|";
+  auto members = o.initial_cluster;
+  std::sort(members.begin(), members.end());
+  for (const auto& [id, addr] : members) text += std::to_string(id) + "=" + addr + ",";
+  // Deterministic, so every initial member computes the same id.
+  uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+  for (unsigned char c : text) {
+    h1 = (h1 ^ c) * 0x100000001b3ULL;
+    h2 = (h2 ^ c) * 0x100000001b3ULL + 0x9E3779B97F4A7C15ULL;
+  }
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(h1),
+                static_cast<unsigned long long>(h2));
+  return buf;
+}
+
+std::string random_incarnation() {
+  std::random_device rd;
+  std::string out(16, '\0');
+  for (auto& c : out) c = static_cast<char>(rd() & 0xff);
+  return out;
+}
+
+}  // namespace
+
+bool Server::Impl::open(StartError* error) {
+  bool exists = std::filesystem::exists(std::filesystem::path(opt_.data_dir) / "CURRENT") ||
+                std::filesystem::exists(std::filesystem::path(opt_.data_dir) / "db");
+  storage::StoreOptions so;
+  so.dir = opt_.data_dir;
+  so.node_id = opt_.id;
+  so.create_if_missing = true;
+  so.new_incarnation = random_incarnation();
+  so.block_cache_mb = opt_.block_cache_mb;
+  so.warn = [](const std::string& m) { spdlog::warn("storage: {}", m); };
+  if (!exists && !opt_.join) so.cluster_id = cluster_id_for(opt_);
+  auto store = storage::RocksStore::open(so);
+  if (!store.ok()) {
+    *error = {3, "data directory " + opt_.data_dir + " unusable: " + store.status().to_string()};
+    return false;
+  }
+  store_ = std::move(store).value();
+  sm_ = std::make_unique<set::StateMachine>(&store_->kv());
+  Status s = sm_->load();
+  if (!s) {
+    *error = {3, "data directory " + opt_.data_dir + ": state machine: " + s.to_string()};
+    return false;
+  }
+  bool fresh = store_->last_index() == 0 && store_->snapshot().empty();
+  if (fresh && !opt_.join) {
+    if (opt_.initial_cluster.empty()) {
+      *error = {2, "a new data directory needs --initial-cluster or --join"};
+      return false;
+    }
+    std::vector<raft::Member> members;
+    bool self = false;
+    for (const auto& [id, addr] : opt_.initial_cluster) {
+      MemberRecord r;
+      r.peer_address = addr;
+      if (id == opt_.id) {
+        self = true;
+        r.client_address = opt_.advertise_client;
+        r.incarnation = hex(store_->identity().incarnation);
+      }
+      members.push_back({id, encode_member_context(r)});
+    }
+    if (!self) {
+      *error = {2, "--initial-cluster does not list this node's --id " + std::to_string(opt_.id)};
+      return false;
+    }
+    // Every initial member writes the same first entry; the incarnation of
+    // the others is learned at their first handshake.
+    for (auto& m : members) {
+      MemberRecord r = decode_member_context(m.context);
+      r.client_address.clear();
+      r.incarnation.clear();
+      m.context = encode_member_context(r);
+    }
+    raft::Configuration cfg = raft::Raft::initial_configuration(members, opt_.quorum);
+    Status st = store_->save({raft::Raft::bootstrap_entry(cfg)}, raft::HardState{1, 0, 1}, true);
+    if (!st) {
+      *error = {3, "data directory " + opt_.data_dir + ": cannot write: " + st.to_string()};
+      return false;
+    }
+  }
+  if (!store_->snapshot().empty() && sm_->applied_index() < store_->snapshot().meta.index) {
+    s = sm_->restore_snapshot(store_->snapshot().data, store_->snapshot().meta.index);
+    if (!s) {
+      *error = {3, "data directory " + opt_.data_dir + ": snapshot: " + s.to_string()};
+      return false;
+    }
+  }
+  raft::Options ro;
+  ro.id = opt_.id;
+  ro.storage = store_.get();
+  ro.applied = sm_->applied_index();
+  ro.heartbeat_ticks = 1;
+  ro.election_ticks = static_cast<int>(std::max<uint64_t>(2, opt_.election_timeout_ms /
+                                                                 std::max<uint64_t>(1, opt_.heartbeat_ms)));
+  std::random_device rd;
+  ro.random_seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  auto r = raft::Raft::create(ro);
+  if (!r.ok()) {
+    *error = {3, "data directory " + opt_.data_dir + ": raft state: " + r.status().to_string()};
+    return false;
+  }
+  raft_ = std::move(r).value();
+  if (opt_.quorum_given && !raft_->configuration().voters.empty() &&
+      raft_->configuration().mode != opt_.quorum && !fresh) {
+    *error = {2, std::string("--quorum differs from the cluster's configured mode (") +
+                     (raft_->configuration().mode == raft::QuorumMode::kMajority ? "majority"
+                                                                                 : "tiebreak") +
+                     ")"};
+    return false;
+  }
+  // Record a snapshot image after start-up (the store keeps only metadata).
+  if (!store_->snapshot().empty() && store_->snapshot().data.empty()) take_snapshot(true);
+  if (!open_sockets(error)) return false;
+  return true;
+}
+
+bool Server::Impl::open_sockets(StartError* error) {
+  net::TcpTransportOptions to;
+  to.identity.node_id = opt_.id;
+  to.identity.cluster_id = store_->identity().cluster_id;
+  to.identity.cluster_token = opt_.cluster_token;
+  to.identity.incarnation = store_->identity().incarnation;
+  to.identity.peer_address = opt_.advertise_peer;
+  to.identity.client_address = opt_.advertise_client;
+  to.listen_address = opt_.peer_listen;
+  std::random_device rd;
+  to.seed = rd();
+  net::TransportCallbacks cb;
+  cb.on_frame = [this](NodeId from, net::PeerFrame&& f) {
+    asio::post(io_, [this, from, f = std::move(f)]() mutable { on_frame(from, std::move(f)); });
+  };
+  cb.validate_handshake = [this](const net::Handshake& h) { return validate_handshake(h); };
+  cb.on_refused = [](const net::Refusal& r) {
+    spdlog::warn("peer {} at {} refused ({}): {}", r.peer, r.address,
+                 r.by_us ? "by us" : "by the peer", r.reason);
+  };
+  cb.on_dropped = [this](NodeId to, const net::PeerFrame& f, net::DropCause) {
+    if (f.has_forward_request()) {
+      uint64_t id = f.forward_request().request_id();
+      asio::post(io_, [this, id] { on_forward_dropped(id); });
+    }
+  };
+  cb.log = [](net::LogLevel level, const std::string& m) {
+    if (level == net::LogLevel::kWarn || level == net::LogLevel::kError) {
+      spdlog::warn("net: {}", m);
+    } else {
+      spdlog::debug("net: {}", m);
+    }
+  };
+  transport_ = std::make_unique<net::TcpTransport>(to, cb);
+  update_peers();
+  Status s = transport_->start();
+  if (!s) {
+    *error = {2, "--peer-listen " + opt_.peer_listen + ": " + s.to_string()};
+    return false;
+  }
+  // Client listener.
+  std::string host;
+  uint16_t port = 0;
+  s = net::split_host_port(opt_.client_listen, &host, &port);
+  if (!s) {
+    *error = {2, "--client-listen: " + s.to_string()};
+    return false;
+  }
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) {
+    *error = {2, "--client-listen: bad address " + host};
+    return false;
+  }
+  asio::ip::tcp::endpoint ep(addr, port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    *error = {2, "--client-listen " + opt_.client_listen + ": " + ec.message()};
+    return false;
+  }
+  if (!opt_.admin_listen.empty() && !start_admin(error)) return false;
+  return true;
+}
+
+std::optional<std::string> Server::Impl::validate_handshake(const net::Handshake& h) {
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  if (h.cluster_token() != opt_.cluster_token) return "cluster token mismatch";
+  const std::string& mine = store_->identity().cluster_id;
+  if (!mine.empty() && !h.cluster_id().empty() && h.cluster_id() != mine) {
+    return "another cluster (cluster id " + h.cluster_id() + ", ours " + mine + ")";
+  }
+  auto it = registry_.find(h.node_id());
+  if (it == registry_.end()) {
+    if (removed_ids_.count(h.node_id())) return "node " + std::to_string(h.node_id()) + " was removed from this cluster";
+    return "node " + std::to_string(h.node_id()) + " is not a member of this cluster";
+  }
+  if (!it->second.incarnation.empty() && it->second.incarnation != hex(h.incarnation())) {
+    return "data lost: node " + std::to_string(h.node_id()) +
+           "'s data directory was replaced (incarnation mismatch); remove this node and add it "
+           "back under a new id";
+  }
+  // Learned from the handshake: the peer's client address and incarnation.
+  learned_[h.node_id()] = {h.peer_address(), h.client_address(), hex(h.incarnation())};
+  return std::nullopt;
+}
+
+void Server::Impl::update_peers() {
+  const raft::Configuration& cfg = raft_->configuration();
+  std::map<NodeId, std::string> peers;
+  {
+    std::lock_guard<std::mutex> lock(registry_mu_);
+    registry_.clear();
+    removed_ids_ = std::set<NodeId>(cfg.removed.begin(), cfg.removed.end());
+    for (const auto& m : cfg.members) {
+      MemberRecord r = decode_member_context(m.context);
+      registry_[m.id] = r;
+      if (m.id != opt_.id && !r.peer_address.empty()) peers[m.id] = r.peer_address;
+    }
+  }
+  transport_->set_peers(std::move(peers));
+}
+
+// ---------------------------------------------------------------------------
+// The loop.
+
+Status Server::Impl::run() {
+  start_accept();
+  schedule_tick();
+  signals_.async_wait([this](const asio::error_code& ec, int) {
+    if (!ec) stop();
+  });
+  spdlog::info("node {} serving clients on {} and peers on {}", opt_.id, opt_.client_listen,
+               opt_.peer_listen);
+  io_.run();
+  // Shutdown: nothing new is accepted; pending requests fail with the code
+  // their state calls for; the store is flushed.
+  fail_all_pending();
+  transport_->stop();
+  stop_admin();
+  Status s = store_->flush();
+  spdlog::info("node {} stopped", opt_.id);
+  return fatal_.is_ok() ? s : fatal_;
+}
+
+void Server::Impl::stop() {
+  asio::post(io_, [this] {
+    stopping_ = true;
+    asio::error_code ec;
+    acceptor_.close(ec);
+    close_connections();
+    tick_timer_.cancel();
+    signals_.cancel();
+    io_.stop();
+  });
+}
+
+void Server::Impl::schedule_tick() {
+  tick_timer_.expires_after(std::chrono::milliseconds(opt_.heartbeat_ms));
+  tick_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec || stopping_) return;
+    raft_->tick();
+    on_tick();
+    kick();
+    schedule_tick();
+  });
+}
+
+void Server::Impl::kick() {
+  if (ready_posted_) return;
+  ready_posted_ = true;
+  asio::post(io_, [this] {
+    ready_posted_ = false;
+    process_ready();
+  });
+}
+
+void Server::Impl::send_messages(std::vector<raft::Message>& msgs) {
+  for (auto& m : msgs) transport_->send_raft(m);
+  msgs.clear();
+}
+
+void Server::Impl::process_ready() {
+  flush_proposals();
+  NodeId leader_before = raft_->leader_id();
+  while (raft_->has_ready() && !stopping_) {
+    raft::Ready rd = raft_->ready();
+    send_messages(rd.leader_messages);
+    Status s;
+    if (rd.snapshot) {
+      raft::Snapshot snap = *rd.snapshot;
+      s = store_->install_snapshot(snap, [&] {
+        return sm_->restore_snapshot(snap.data, snap.meta.index);
+      });
+      if (s) {
+        metrics_.snapshots_installed++;
+        spdlog::info("installed snapshot at index {}", snap.meta.index);
+      }
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    if (s && (!rd.entries.empty() || rd.hard_state)) s = store_->save(rd.entries, rd.hard_state, true);
+    metrics_.observe_fsync(std::chrono::steady_clock::now() - t0);
+    if (!s) {
+      on_storage_failure(s);
+      break;
+    }
+    if (storage_failed_) {
+      storage_failed_ = false;
+      raft_->set_storage_failed(false);
+      spdlog::info("storage recovered");
+    }
+    send_messages(rd.messages);
+    apply(rd.committed_entries);
+    for (auto& rs : rd.read_states) on_read_state(rs);
+    raft_->advance(rd);
+    serve_ready_reads();
+    check_admin();
+    maybe_snapshot();
+  }
+  if (raft_->leader_id() != leader_before) on_leader_change();
+  publish_status();
+}
+
+void Server::Impl::on_storage_failure(const Status& s) {
+  if (!storage_failed_) spdlog::error("cannot persist: {}", s.to_string());
+  storage_failed_ = true;
+  metrics_.storage_failures++;
+  raft_->set_storage_failed(true);
+  // Proposals that had not yet reached the log can be refused for certain.
+  std::vector<uint64_t> refused;
+  for (auto& [id, w] : writes_) {
+    if (!w.proposed && !w.forwarded) refused.push_back(id);
+  }
+  for (uint64_t id : refused) {
+    finish_write(id, Status(Code::kNoSpace, "this node cannot persist (disk full or I/O error); nothing changed"), {});
+  }
+}
+
+void Server::Impl::on_tick() {
+  if (storage_failed_) {
+    // Try again: RocksDB may resume once space returns.
+    (void)store_->resume();
+    kick();
+  }
+  uint64_t now = now_ms();
+  // Requests that have not left this node yet try again; deadlines fire.
+  std::vector<uint64_t> expired;
+  for (auto& [id, w] : writes_) {
+    if (now >= w.deadline_ms) {
+      expired.push_back(id);
+    } else if (!w.proposed && !w.forwarded && !w.queued) {
+      start_write(id);
+    }
+  }
+  for (uint64_t id : expired) {
+    auto it = writes_.find(id);
+    if (it == writes_.end()) continue;
+    bool passed = it->second.proposed || it->second.forwarded;
+    finish_write(id,
+                 passed ? Status(Code::kTimeout, "the write was sent to the leader but its commit was not confirmed in time: the outcome is unknown")
+                        : Status(Code::kNoQuorum, "no quorum within the write timeout; the request was never proposed, nothing changed"),
+                 {});
+  }
+  std::vector<uint64_t> expired_reads;
+  for (auto& [id, r] : reads_) {
+    if (now >= r.deadline_ms) {
+      expired_reads.push_back(id);
+    } else if (r.read_index == 0 && now >= r.retry_ms) {
+      start_read(id);
+    }
+  }
+  for (uint64_t id : expired_reads) {
+    finish_read(id, Status(Code::kNoQuorum, "no quorum within the write timeout: the read could not be confirmed"));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Writes.
+
+uint64_t Server::Impl::now_ms() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void Server::Impl::submit_write(std::string command, WriteCallback done) {
+  uint64_t id = next_request_id_++;
+  PendingWrite w;
+  w.command = std::move(command);
+  w.done = std::move(done);
+  w.deadline_ms = now_ms() + opt_.write_timeout_ms;
+  writes_.emplace(id, std::move(w));
+  metrics_.writes++;
+  start_write(id);
+}
+
+void Server::Impl::start_write(uint64_t id) {
+  auto it = writes_.find(id);
+  if (it == writes_.end()) return;
+  PendingWrite& w = it->second;
+  if (storage_failed_) return;  // waits; NOSPACE or NOQUORUM at its deadline
+  if (raft_->role() == raft::Role::kLeader) {
+    if (raft_->leaving() || raft_->transfer_target() != raft::kNoNode) return;  // wait for the next leader
+    w.queued = true;
+    proposal_queue_.push_back(id);
+    kick();
+    return;
+  }
+  NodeId leader = raft_->leader_id();
+  if (leader == raft::kNoNode || leader == opt_.id) return;  // retried at the next tick
+  net::PeerFrame f;
+  auto* req = f.mutable_forward_request();
+  req->set_request_id(id);
+  req->set_kind(net::FORWARD_WRITE);
+  req->set_command(w.command);
+  uint64_t now = now_ms();
+  req->set_timeout_ms(w.deadline_ms > now ? w.deadline_ms - now : 0);
+  // The point of no return: from here a timeout means "unknown".
+  w.forwarded = true;
+  w.forwarded_to = leader;
+  transport_->send(leader, std::move(f));
+}
+
+void Server::Impl::flush_proposals() {
+  if (proposal_queue_.empty()) return;
+  std::vector<uint64_t> ids = std::move(proposal_queue_);
+  proposal_queue_.clear();
+  std::vector<std::string> batch;
+  std::vector<uint64_t> batch_ids;
+  for (uint64_t id : ids) {
+    auto it = writes_.find(id);
+    if (it != writes_.end()) {
+      batch.push_back(it->second.command);
+      batch_ids.push_back(id);
+    } else if (auto rit = remote_writes_.find(id); rit != remote_writes_.end()) {
+      batch.push_back(rit->second.command);
+      batch_ids.push_back(id);
+    }
+  }
+  if (batch.empty()) return;
+  auto last = raft_->propose(std::move(batch));
+  if (!last.ok()) {
+    // Not proposed: local ones try again (or time out as NOQUORUM); remote
+    // ones are refused so their origin may try the new leader.
+    for (uint64_t id : batch_ids) {
+      if (auto it = writes_.find(id); it != writes_.end()) {
+        it->second.queued = false;
+        if (last.code() == Code::kNoSpace) {
+          finish_write(id, Status(Code::kNoSpace, "this node cannot persist (disk full or I/O error); nothing changed"), {});
+        }
+      } else {
+        refuse_remote(id, last.status());
+      }
+    }
+    return;
+  }
+  Index first = *last - batch_ids.size() + 1;
+  raft::Term term = raft_->term();
+  metrics_.proposals += batch_ids.size();
+  metrics_.proposal_batches++;
+  for (size_t i = 0; i < batch_ids.size(); ++i) {
+    uint64_t id = batch_ids[i];
+    if (auto it = writes_.find(id); it != writes_.end()) {
+      it->second.proposed = true;
+      it->second.queued = false;
+    }
+    proposals_[first + i] = Proposal{term, id};
+  }
+}
+
+void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
+  if (entries.empty()) return;
+  auto results = sm_->apply(entries, false);
+  if (!results.ok()) {
+    // The state machine cannot keep up with the log: nothing applied; the
+    // node stops (an applied index that skips entries would be silent loss).
+    fatal_ = Status(results.code(), "apply failed: " + results.status().message());
+    spdlog::critical("{}", fatal_.to_string());
+    stop();
+    return;
+  }
+  bool config_changed = false;
+  for (const auto& r : *results) {
+    if (r.type == raft::EntryType::kConfig) config_changed = true;
+    auto it = proposals_.find(r.index);
+    if (it == proposals_.end()) continue;
+    Proposal p = it->second;
+    proposals_.erase(it);
+    raft::Term applied_term = 0;
+    for (const auto& e : entries) {
+      if (e.index == r.index) applied_term = e.term;
+    }
+    if (applied_term != p.term) {
+      complete_proposal(p.request_id,
+                        Status(Code::kTimeout, "leadership changed before the write committed; it was not applied"),
+                        {});
+    } else {
+      complete_proposal(p.request_id, r.status.code() == Code::kCorrupt ? r.status : Status::ok(), r);
+    }
+  }
+  // Proposals below the applied index that were not applied here were
+  // overwritten (their index holds another entry): never applied.
+  for (auto it = proposals_.begin(); it != proposals_.end() && it->first <= sm_->applied_index();) {
+    complete_proposal(it->second.request_id,
+                      Status(Code::kTimeout, "leadership changed before the write committed; it was not applied"), {});
+    it = proposals_.erase(it);
+  }
+  if (config_changed) on_config_applied();
+}
+
+void Server::Impl::complete_proposal(uint64_t id, const Status& s, const set::ApplyResult& r) {
+  if (writes_.count(id)) {
+    finish_write(id, s, r);
+    return;
+  }
+  auto it = remote_writes_.find(id);
+  if (it == remote_writes_.end()) return;
+  RemoteWrite rw = std::move(it->second);
+  remote_writes_.erase(it);
+  net::PeerFrame f;
+  auto* rep = f.mutable_forward_reply();
+  rep->set_request_id(rw.origin_request_id);
+  Status st = s.is_ok() ? r.status : s;
+  rep->set_code(static_cast<uint32_t>(st.code()));
+  rep->set_message(st.message());
+  rep->set_count(r.count);
+  rep->set_index(r.index);
+  transport_->send(rw.origin, std::move(f));
+}
+
+void Server::Impl::finish_write(uint64_t id, const Status& s, const set::ApplyResult& r) {
+  auto it = writes_.find(id);
+  if (it == writes_.end()) return;
+  WriteCallback done = std::move(it->second.done);
+  writes_.erase(it);
+  if (!s.is_ok()) metrics_.errors[std::string(code_word(s.code()))]++;
+  done(s, r);
+}
+
+void Server::Impl::on_forward_dropped(uint64_t id) {
+  auto it = writes_.find(id);
+  if (it == writes_.end() || !it->second.forwarded) return;
+  // The transport says the frame never reached the leader: the request is
+  // back before the point of no return, and may be sent again.
+  it->second.forwarded = false;
+  it->second.forwarded_to = 0;
+}
+
+void Server::Impl::refuse_remote(uint64_t id, const Status& why) {
+  auto it = remote_writes_.find(id);
+  if (it == remote_writes_.end()) return;
+  net::PeerFrame f;
+  auto* rep = f.mutable_forward_reply();
+  rep->set_request_id(it->second.origin_request_id);
+  rep->set_code(static_cast<uint32_t>(Code::kNotLeader));
+  rep->set_message(why.message());
+  rep->set_leader_id(raft_->leader_id());
+  transport_->send(it->second.origin, std::move(f));
+  remote_writes_.erase(it);
+}
+
+void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
+  if (stopping_) return;
+  if (f.has_raft()) {
+    auto m = net::from_proto(f.raft());
+    if (!m.ok()) {
+      spdlog::warn("bad raft message from {}: {}", from, m.status().to_string());
+      return;
+    }
+    raft_->step(*m);
+  } else if (f.has_forward_request()) {
+    const auto& req = f.forward_request();
+    if (req.kind() != net::FORWARD_WRITE) return;
+    uint64_t id = next_request_id_++;
+    remote_writes_[id] = RemoteWrite{from, req.request_id(), req.command()};
+    if (raft_->role() != raft::Role::kLeader || raft_->leaving() ||
+        raft_->transfer_target() != raft::kNoNode || storage_failed_) {
+      refuse_remote(id, Status(Code::kNotLeader, "not the leader"));
+    } else {
+      proposal_queue_.push_back(id);
+    }
+  } else if (f.has_forward_reply()) {
+    const auto& rep = f.forward_reply();
+    auto it = writes_.find(rep.request_id());
+    if (it != writes_.end() && it->second.forwarded_to == from) {
+      Code code = static_cast<Code>(rep.code());
+      if (code == Code::kNotLeader) {
+        // Refused without being proposed: safe to try the current leader.
+        it->second.forwarded = false;
+        it->second.forwarded_to = 0;
+      } else {
+        set::ApplyResult r;
+        r.count = rep.count();
+        r.index = rep.index();
+        if (code == Code::kExists) r.status = Status(Code::kExists, rep.message());
+        Status s = code == Code::kOk || code == Code::kExists ? Status::ok()
+                                                             : Status(code, rep.message());
+        finish_write(rep.request_id(), s, r);
+      }
+    }
+  }
+  kick();
+}
+
+// ---------------------------------------------------------------------------
+// Reads (ReadIndex, dissertation §6.4).
+
+void Server::Impl::submit_read(ReadCallback done) {
+  uint64_t id = next_request_id_++;
+  PendingRead r;
+  r.done = std::move(done);
+  r.deadline_ms = now_ms() + opt_.write_timeout_ms;
+  reads_.emplace(id, std::move(r));
+  metrics_.reads++;
+  start_read(id);
+}
+
+void Server::Impl::start_read(uint64_t id) {
+  auto it = reads_.find(id);
+  if (it == reads_.end()) return;
+  PendingRead& r = it->second;
+  r.context = std::to_string(opt_.id) + ":" + std::to_string(id) + ":" + std::to_string(++read_seq_);
+  r.retry_ms = now_ms() + 2 * opt_.election_timeout_ms;
+  if (raft_->read_index(r.context).is_ok()) {
+    read_contexts_[r.context] = id;
+    kick();
+  }
+}
+
+void Server::Impl::on_read_state(const raft::ReadState& rs) {
+  auto it = read_contexts_.find(rs.context);
+  if (it == read_contexts_.end()) return;
+  uint64_t id = it->second;
+  read_contexts_.erase(it);
+  auto rit = reads_.find(id);
+  if (rit == reads_.end()) return;
+  rit->second.read_index = std::max<Index>(rs.index, 1);
+}
+
+void Server::Impl::serve_ready_reads() {
+  std::vector<uint64_t> ready;
+  for (auto& [id, r] : reads_) {
+    if (r.read_index != 0 && sm_->applied_index() >= r.read_index) ready.push_back(id);
+  }
+  for (uint64_t id : ready) finish_read(id, Status::ok());
+}
+
+void Server::Impl::finish_read(uint64_t id, const Status& s) {
+  auto it = reads_.find(id);
+  if (it == reads_.end()) return;
+  ReadCallback done = std::move(it->second.done);
+  if (!it->second.context.empty()) read_contexts_.erase(it->second.context);
+  reads_.erase(it);
+  if (!s.is_ok()) metrics_.errors[std::string(code_word(s.code()))]++;
+  done(s);
+}
+
+void Server::Impl::fail_all_pending() {
+  std::vector<uint64_t> ids;
+  for (auto& [id, w] : writes_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto& w = writes_.at(id);
+    bool passed = w.proposed || w.forwarded;
+    finish_write(id, passed ? Status(Code::kTimeout, "the node is shutting down; the outcome is unknown")
+                            : Status(Code::kNoQuorum, "the node is shutting down; nothing changed"),
+                 {});
+  }
+  ids.clear();
+  for (auto& [id, r] : reads_) ids.push_back(id);
+  for (uint64_t id : ids) finish_read(id, Status(Code::kNoQuorum, "the node is shutting down"));
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots and configuration.
+
+void Server::Impl::maybe_snapshot() {
+  Index applied = sm_->applied_index();
+  Index snap = store_->snapshot().meta.index;
+  if (applied >= snap + opt_.snapshot_entries) take_snapshot(false);
+}
+
+void Server::Impl::take_snapshot(bool at_start) {
+  Index applied = sm_->applied_index();
+  auto term = store_->term(applied);
+  auto cfg = raft::decode_configuration(sm_->config_bytes());
+  if (!term.ok() || !cfg.ok()) return;
+  // The state machine's writes must be durable before the log is compacted.
+  Status s = store_->sync();
+  if (!s) return;
+  auto data = sm_->encode_snapshot();
+  if (!data.ok()) return;
+  raft::Snapshot snapshot;
+  snapshot.meta.index = applied;
+  snapshot.meta.term = *term;
+  snapshot.meta.config = *cfg;
+  snapshot.data = std::move(data).value();
+  s = store_->create_snapshot(std::move(snapshot), at_start ? UINT64_MAX / 2 : 1000);
+  if (s) {
+    metrics_.snapshots_taken++;
+  } else {
+    spdlog::warn("snapshot at {} failed: {}", applied, s.to_string());
+  }
+}
+
+void Server::Impl::on_config_applied() {
+  update_peers();
+  auto cfg = raft::decode_configuration(sm_->config_bytes());
+  if (cfg.ok() && !cfg->contains(opt_.id) && !removed_) {
+    removed_ = true;
+    spdlog::warn("this node ({}) was removed from the cluster", opt_.id);
+  }
+}
+
+void Server::Impl::on_leader_change() {
+  NodeId leader = raft_->leader_id();
+  spdlog::info("leader is now {} (term {})", leader, raft_->term());
+  metrics_.leader_changes++;
+  // Waiting requests try the new leader at once.
+  for (auto& [id, w] : writes_) {
+    if (!w.proposed && !w.forwarded && !w.queued) start_write(id);
+  }
+}
+
+}  // namespace cset::server

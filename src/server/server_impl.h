@@ -1,0 +1,227 @@
+// Internal: the state of one node runtime (see server.h for the contract).
+// Everything here runs on the loop thread unless marked otherwise.
+#pragma once
+
+#include <asio.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/convert.h"
+#include "net/tcp_transport.h"
+#include "raft/raft.h"
+#include "resp/limits.h"
+#include "server/server.h"
+#include "set/state_machine.h"
+#include "storage/rocks_store.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace cset::server {
+
+/// What the configuration records per member (raft::Member::context).
+struct MemberRecord {
+  std::string peer_address;
+  std::string client_address;
+  std::string incarnation;
+};
+std::string encode_member_context(const MemberRecord& record);
+std::string hex(const std::string& bytes);
+MemberRecord decode_member_context(const std::string& context);
+
+class Connection;
+
+/// Counters for /metrics and INFO.
+struct Metrics {
+  uint64_t writes = 0;
+  uint64_t reads = 0;
+  uint64_t proposals = 0;
+  uint64_t proposal_batches = 0;
+  uint64_t snapshots_taken = 0;
+  uint64_t snapshots_installed = 0;
+  uint64_t storage_failures = 0;
+  uint64_t leader_changes = 0;
+  uint64_t connections_total = 0;
+  std::map<std::string, uint64_t> errors;  // by code word
+  // fsync latency histogram, upper bounds in microseconds.
+  static constexpr uint64_t kBucketsUs[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000};
+  uint64_t fsync_buckets[11] = {};
+  uint64_t fsync_count = 0;
+  double fsync_sum_s = 0;
+  void observe_fsync(std::chrono::steady_clock::duration d) {
+    uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    size_t i = 0;
+    while (i < 10 && us > kBucketsUs[i]) ++i;
+    fsync_buckets[i]++;
+    fsync_count++;
+    fsync_sum_s += static_cast<double>(us) / 1e6;
+  }
+};
+
+/// A copy of the node's state for the admin thread (published by the loop).
+struct StatusSnapshot {
+  std::string info_raft;    // INFO's "# Raft" section body
+  std::string status_json;  // /status
+  std::string metrics;      // /metrics
+  bool healthy = false;     // has a leader and is caught up
+};
+
+using WriteCallback = std::function<void(const Status&, const set::ApplyResult&)>;
+using ReadCallback = std::function<void(const Status&)>;
+
+class Server::Impl {
+ public:
+  explicit Impl(const ServerOptions& options);
+  ~Impl();
+
+  bool open(StartError* error);
+  Status run();
+  void stop();
+
+  // For connections (loop thread).
+  /// Proposes an encoded set::Command (through the leader). `done` gets ok
+  /// with the apply result, or NOQUORUM / TIMEOUT / NOSPACE.
+  void submit_write(std::string command, WriteCallback done);
+  /// Confirms a linearizable read point; `done` runs once the local state
+  /// machine has applied it (then read sm()).
+  void submit_read(ReadCallback done);
+  set::StateMachine& sm() { return *sm_; }
+  const ServerOptions& options() const { return opt_; }
+  const resp::Limits& limits() const { return limits_; }
+  std::string info_text(const std::vector<std::string>& sections, size_t clients);
+  void cset_nodes(std::string* out, int protocol);
+  void cset_status(std::string* out, int protocol);
+  void admin_command(const std::string& what, uint64_t id, const std::string& address, bool voter,
+                     std::function<void(const Status&)> done);
+  bool removed() const { return removed_; }
+  void forget(Connection* c);
+  void close_connections();
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  friend class Connection;
+  struct PendingWrite {
+    std::string command;
+    WriteCallback done;
+    uint64_t deadline_ms = 0;
+    bool queued = false;     // waiting in proposal_queue_
+    bool proposed = false;   // in this leader's log: past the point of no return
+    bool forwarded = false;  // handed to the transport: past the point of no return
+    raft::NodeId forwarded_to = 0;
+  };
+  struct RemoteWrite {
+    raft::NodeId origin;
+    uint64_t origin_request_id;
+    std::string command;
+  };
+  struct Proposal {
+    raft::Term term;
+    uint64_t request_id;
+  };
+  struct PendingRead {
+    ReadCallback done;
+    uint64_t deadline_ms = 0;
+    uint64_t retry_ms = 0;
+    std::string context;
+    raft::Index read_index = 0;
+  };
+  struct PendingAdmin {
+    raft::Index index;
+    raft::Term term;
+    std::function<void(const Status&)> done;
+    uint64_t deadline_ms;
+  };
+
+  bool open_sockets(StartError* error);
+  std::optional<std::string> validate_handshake(const net::Handshake& h);  // transport thread
+  void update_peers();
+  void start_accept();
+  void schedule_tick();
+  void kick();
+  void process_ready();
+  void send_messages(std::vector<raft::Message>& msgs);
+  void on_tick();
+  void on_storage_failure(const Status& s);
+  uint64_t now_ms() const;
+  void start_write(uint64_t id);
+  void flush_proposals();
+  void apply(const std::vector<raft::Entry>& entries);
+  void complete_proposal(uint64_t id, const Status& s, const set::ApplyResult& r);
+  void finish_write(uint64_t id, const Status& s, const set::ApplyResult& r);
+  void on_forward_dropped(uint64_t id);
+  void refuse_remote(uint64_t id, const Status& why);
+  void on_frame(raft::NodeId from, net::PeerFrame&& f);
+  void start_read(uint64_t id);
+  void on_read_state(const raft::ReadState& rs);
+  void serve_ready_reads();
+  void finish_read(uint64_t id, const Status& s);
+  void fail_all_pending();
+  void maybe_snapshot();
+  void take_snapshot(bool at_start);
+  void on_config_applied();
+  void on_leader_change();
+  void check_admin();
+  bool start_admin(StartError* error);
+  void stop_admin();
+  void publish_status();
+  std::string raft_section();
+
+  ServerOptions opt_;
+  resp::Limits limits_;
+  asio::io_context io_{1};
+  asio::ip::tcp::acceptor acceptor_{io_};
+  asio::steady_timer tick_timer_{io_};
+  asio::signal_set signals_{io_, SIGTERM, SIGINT};
+  std::unique_ptr<storage::RocksStore> store_;
+  std::unique_ptr<set::StateMachine> sm_;
+  std::unique_ptr<raft::Raft> raft_;
+  std::unique_ptr<net::TcpTransport> transport_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  uint64_t next_connection_id_ = 1;
+
+  bool stopping_ = false;
+  bool ready_posted_ = false;
+  bool storage_failed_ = false;
+  bool removed_ = false;
+  Status fatal_;
+
+  uint64_t next_request_id_ = 1;
+  uint64_t read_seq_ = 0;
+  std::map<uint64_t, PendingWrite> writes_;
+  std::map<uint64_t, RemoteWrite> remote_writes_;
+  std::vector<uint64_t> proposal_queue_;
+  std::map<raft::Index, Proposal> proposals_;
+  std::map<uint64_t, PendingRead> reads_;
+  std::map<std::string, uint64_t> read_contexts_;
+  std::vector<PendingAdmin> admin_waiting_;
+  Metrics metrics_;
+
+  // Registry, read by the transport thread during handshakes.
+  std::mutex registry_mu_;
+  std::map<raft::NodeId, MemberRecord> registry_;
+  std::set<raft::NodeId> removed_ids_;
+  std::map<raft::NodeId, MemberRecord> learned_;  // from handshakes
+
+  // Admin HTTP server (its own thread).
+  std::shared_ptr<httplib::Server> http_;  // shared: httplib.h stays out of this header
+  std::thread http_thread_;
+  std::mutex status_mu_;
+  StatusSnapshot status_;
+  uint64_t last_publish_ms_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace cset::server

@@ -1,0 +1,188 @@
+// csetd: one consistent-set node (SPEC.md "csetd"). Flags, TOML config,
+// logging and exit codes; the node itself is server/.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <toml++/toml.h>
+
+#include <cstdio>
+#include <string>
+
+#include "server/server.h"
+
+namespace {
+
+constexpr int kExitFlags = 2;
+constexpr int kExitDataDir = 3;
+
+bool parse_initial_cluster(const std::string& text,
+                           std::vector<std::pair<uint64_t, std::string>>* out, std::string* err) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(pos, comma - pos);
+    size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
+      *err = "--initial-cluster: '" + item + "' is not ID=HOST:PORT";
+      return false;
+    }
+    uint64_t id = 0;
+    try {
+      size_t used = 0;
+      id = std::stoull(item.substr(0, eq), &used);
+      if (used != eq) throw std::invalid_argument("id");
+    } catch (...) {
+      *err = "--initial-cluster: bad id in '" + item + "'";
+      return false;
+    }
+    if (id == 0 || id > (uint64_t{1} << 63) - 1) {
+      *err = "--initial-cluster: id out of range in '" + item + "'";
+      return false;
+    }
+    out->emplace_back(id, item.substr(eq + 1));
+    pos = comma + 1;
+  }
+  return !out->empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"csetd: a consistent-set node"};
+  cset::server::ServerOptions o;
+  std::string initial_cluster, quorum = "tiebreak", config_file, log_level = "info",
+                               log_format = "text";
+  app.add_option("--id", o.id, "node id, 1..2^63-1")->check(CLI::Range(uint64_t{1}, (uint64_t{1} << 63) - 1));
+  app.add_option("--data-dir", o.data_dir, "data directory");
+  app.add_option("--peer-listen", o.peer_listen, "HOST:PORT for peers");
+  app.add_option("--client-listen", o.client_listen, "HOST:PORT for clients (RESP)");
+  app.add_option("--initial-cluster", initial_cluster, "ID=HOST:PORT,... voters of a new cluster");
+  app.add_flag("--join", o.join, "start empty and wait to be added (CSET.NODE ADD)");
+  app.add_option("--advertise-peer", o.advertise_peer, "peer address others use");
+  app.add_option("--advertise-client", o.advertise_client, "client address others show");
+  app.add_option("--cluster-token", o.cluster_token, "shared token; peers with another are refused");
+  app.add_option("--quorum", quorum, "tiebreak|majority (new clusters only)")
+      ->check(CLI::IsMember({"tiebreak", "majority"}));
+  app.add_option("--write-timeout", o.write_timeout_ms, "ms a request may wait for a quorum");
+  app.add_option("--election-timeout-ms", o.election_timeout_ms, "ms; randomized in [E, 2E)");
+  app.add_option("--heartbeat-ms", o.heartbeat_ms, "ms between heartbeats");
+  app.add_option("--snapshot-entries", o.snapshot_entries, "entries between snapshots");
+  app.add_option("--block-cache-mb", o.block_cache_mb, "RocksDB block cache, MiB");
+  app.add_option("--max-key-bytes", o.max_key_bytes, "largest key");
+  app.add_option("--max-member-bytes", o.max_member_bytes, "largest member");
+  app.add_option("--max-request-bytes", o.max_request_bytes, "largest request");
+  app.add_option("--max-reply-members", o.max_reply_members, "largest SMEMBERS reply");
+  app.add_option("--requirepass", o.requirepass, "password clients must AUTH with");
+  app.add_option("--admin-listen", o.admin_listen, "HOST:PORT for /health /metrics /status");
+  app.add_flag("--force-new-cluster", o.force_new_cluster,
+               "rewrite the configuration to this node alone (may lose writes)");
+  app.add_option("--config", config_file, "TOML file with the same keys (flags override)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitFlags;
+  }
+
+  if (!config_file.empty()) {
+    // Keys as the flags without "--" (e.g. data-dir = "..."); a flag given
+    // on the command line wins.
+    try {
+      toml::table t = toml::parse_file(config_file);
+      auto str = [&](const char* key, std::string* v) {
+        if (app.count(std::string("--") + key) == 0) {
+          if (auto x = t[key].value<std::string>()) *v = *x;
+        }
+      };
+      auto num = [&](const char* key, uint64_t* v) {
+        if (app.count(std::string("--") + key) == 0) {
+          if (auto x = t[key].value<int64_t>()) {
+            if (*x < 0) throw std::runtime_error(std::string(key) + " must not be negative");
+            *v = static_cast<uint64_t>(*x);
+          }
+        }
+      };
+      num("id", &o.id);
+      str("data-dir", &o.data_dir);
+      str("peer-listen", &o.peer_listen);
+      str("client-listen", &o.client_listen);
+      str("initial-cluster", &initial_cluster);
+      str("advertise-peer", &o.advertise_peer);
+      str("advertise-client", &o.advertise_client);
+      str("cluster-token", &o.cluster_token);
+      str("quorum", &quorum);
+      num("write-timeout", &o.write_timeout_ms);
+      num("election-timeout-ms", &o.election_timeout_ms);
+      num("heartbeat-ms", &o.heartbeat_ms);
+      num("snapshot-entries", &o.snapshot_entries);
+      num("block-cache-mb", &o.block_cache_mb);
+      num("max-key-bytes", &o.max_key_bytes);
+      num("max-member-bytes", &o.max_member_bytes);
+      num("max-request-bytes", &o.max_request_bytes);
+      num("max-reply-members", &o.max_reply_members);
+      str("requirepass", &o.requirepass);
+      str("admin-listen", &o.admin_listen);
+      str("log-level", &log_level);
+      str("log-format", &log_format);
+      if (app.count("--join") == 0) o.join = t["join"].value_or(false);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "csetd: --config %s: %s\n", config_file.c_str(), e.what());
+      return kExitFlags;
+    }
+  }
+  auto usage = [](const std::string& msg) {
+    std::fprintf(stderr, "csetd: %s\n", msg.c_str());
+    return kExitFlags;
+  };
+  if (o.id == 0) return usage("--id is required");
+  if (o.data_dir.empty()) return usage("--data-dir is required");
+  if (o.peer_listen.empty()) return usage("--peer-listen is required");
+  if (o.client_listen.empty()) return usage("--client-listen is required");
+  if (initial_cluster.empty() == !o.join) {
+    // Both or neither: a restart may omit both (the data directory knows).
+    if (o.join) return usage("give either --initial-cluster or --join, not both");
+  }
+  if (!initial_cluster.empty()) {
+    std::string err;
+    if (!parse_initial_cluster(initial_cluster, &o.initial_cluster, &err)) return usage(err);
+  }
+  if (quorum != "tiebreak" && quorum != "majority") return usage("--quorum must be tiebreak or majority");
+  o.quorum = quorum == "majority" ? cset::raft::QuorumMode::kMajority : cset::raft::QuorumMode::kTiebreak;
+  o.quorum_given = app.count("--quorum") > 0;
+  if (o.heartbeat_ms == 0 || o.election_timeout_ms <= o.heartbeat_ms) {
+    return usage("--election-timeout-ms must be larger than --heartbeat-ms > 0");
+  }
+  if (o.write_timeout_ms == 0) return usage("--write-timeout must be positive");
+  if (o.force_new_cluster) {
+    return usage("--force-new-cluster is not available yet (membership issue)");
+  }
+
+  auto logger = spdlog::stderr_color_mt("csetd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (log_format == "json") {
+    spdlog::set_pattern(
+        "{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",\"level\":\"%l\",\"node\":" + std::to_string(o.id) +
+        ",\"msg\":\"%v\"}");
+  } else {
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] node " + std::to_string(o.id) + ": %v");
+  }
+
+  cset::server::StartError err;
+  auto server = cset::server::Server::create(o, &err);
+  if (!server) {
+    spdlog::error("{}", err.message);
+    std::fprintf(stderr, "csetd: %s\n", err.message.c_str());
+    return err.exit_code == 3 ? kExitDataDir : (err.exit_code == 2 ? kExitFlags : 1);
+  }
+  cset::Status s = server->run();
+  if (!s) {
+    spdlog::critical("stopped: {}", s.to_string());
+    return 1;
+  }
+  return 0;
+}
