@@ -585,10 +585,18 @@ void Sim::client_next(int client) {
   int n = rng_.chance(0.2) ? static_cast<int>(rng_.range(2, 4)) : 1;
   std::vector<SimOp> ops;
   NodeId node = 0;
+  std::string key;
   for (int i = 0; i < n && issued_ < opt_.ops; ++i) {
     SimOp op = make_op(client);
-    if (node == 0) node = op.node;
+    if (node == 0) {
+      node = op.node;
+      key = op.key;
+    }
+    // One pipeline, one node and one key: operations of a pipeline are tied
+    // together for the checker, and ties across keys would merge the keys
+    // into one (expensive) object.
     op.node = node;
+    op.key = key;
     ops.push_back(std::move(op));
     issued_++;
   }

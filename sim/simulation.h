@@ -39,7 +39,7 @@ struct SimOptions {
   int nodes = 3;             // 1..7
   int ops = 300;             // client operations before the faults stop
   int clients = 4;
-  int keys = 2;
+  int keys = 3;
   int members = 4;           // member space per key
   bool faults = true;
   bool membership = true;    // random configuration changes

@@ -50,9 +50,21 @@ class Shrinker {
 
   bool any_start_possible() const { return object_.atoms.size() <= detail::kMaxAtomsForAnyStart; }
 
+  /// Whether `w` provably violates, within a slice of the excerpt budget (so
+  /// that one expensive window cannot starve the smaller ones tried later).
   bool violates(const Window& w) {
-    return check_window(history_, object_, w, options_.client_order, budget_) ==
-           SearchVerdict::kViolation;
+    if (!budget_.exhausted.empty()) return false;
+    Budget slice = budget_;
+    slice.states_left = std::min(budget_.states_left, std::max<uint64_t>(
+                                                          budget_.states_left / 8, 1000));
+    slice.states_used = 0;
+    const auto verdict = check_window(history_, object_, w, options_.client_order, slice);
+    budget_.states_left -= slice.states_used;
+    if (budget_.states_left == 0 || (slice.exhausted.size() && budget_.deadline_ms != 0 &&
+                                     budget_.now_ms() >= budget_.deadline_ms)) {
+      budget_.exhausted = "the excerpt budget ran out";
+    }
+    return verdict == SearchVerdict::kViolation;
   }
 
   /// Looks for a violating window ending just after operation `stuck` was
@@ -68,7 +80,6 @@ class Shrinker {
     for (size_t span = 2; any_start_possible() && span < last; span *= 2) {
       Window w = make_window(history_, object_, times_[last - span], t2);
       if (violates(w)) return w;
-      if (!budget_.exhausted.empty()) return std::nullopt;
     }
     Window w = make_window(history_, object_, std::nullopt, t2);
     if (violates(w)) return w;
@@ -231,8 +242,7 @@ std::string explain_dead_end(const History& history, const Object& object, const
   return out + "\n";
 }
 
-void fill_object(CheckResult& result, const History& history, const Object& object,
-                 const std::string& key) {
+void fill_object(CheckResult& result, const Object& object, const std::string& key) {
   result.key = key;
   result.whole_key = object.whole_key;
   result.members.clear();
@@ -266,7 +276,7 @@ CheckResult report_violation(const History& history, const Object& object, const
   s += explain_dead_end(history, object, w, options, culprit);
   // An object may span keys (overlapping operations of one client): name the
   // key of the operation at fault.
-  fill_object(result, history, object, history[culprit.value_or(w.ops.back())].key);
+  fill_object(result, object, history[culprit.value_or(w.ops.back())].key);
   return result;
 }
 
@@ -274,7 +284,7 @@ CheckResult report_inconclusive(const History& history, const Object& object,
                                 const Budget& budget, CheckResult result) {
   result.verdict = Verdict::kInconclusive;
   result.excerpt = object.ops;
-  fill_object(result, history, object, history[object.ops.front()].key);
+  fill_object(result, object, history[object.ops.front()].key);
   result.explanation = "inconclusive, which fails the check: " + budget.exhausted + " after " +
                        std::to_string(budget.states_used) + " states, on " +
                        describe_object(object, history) + " (" +
@@ -317,20 +327,20 @@ CheckResult check_history(const History& history, const CheckOptions& options) {
     auto r = detail::search(problem, empty_state(object), budget, false);
     result.states_explored = budget.states_used;
     if (r.verdict == SearchVerdict::kLinearizable) continue;
+    // A violation is most cheaply shown on a small window near where the
+    // search got stuck; that also works when the whole search ran out of
+    // budget. Failing that, a violation is cut down from the whole object.
     Shrinker shrinker(history, object, options);
-    if (r.verdict == SearchVerdict::kViolation) {
-      Window whole = make_window(history, object, std::nullopt, std::nullopt);
-      return report_violation(history, object, shrinker.shrink(std::move(whole)), options,
-                              result);
-    }
-    // Out of budget: a violation near where the search got stuck may still
-    // be provable on a small window.
+    std::optional<Window> found;
     if (r.stuck_op >= 0) {
-      auto near = shrinker.find_near(problem.ops[static_cast<size_t>(r.stuck_op)].history_index);
-      if (near) {
-        return report_violation(history, object, shrinker.shrink(std::move(*near)), options,
-                                result);
-      }
+      found = shrinker.find_near(problem.ops[static_cast<size_t>(r.stuck_op)].history_index);
+    }
+    if (!found && r.verdict == SearchVerdict::kViolation) {
+      found = make_window(history, object, std::nullopt, std::nullopt);
+    }
+    if (found) {
+      return report_violation(history, object, shrinker.shrink(std::move(*found)), options,
+                              result);
     }
     return report_inconclusive(history, object, budget, result);
   }

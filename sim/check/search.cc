@@ -4,9 +4,8 @@
 #include <bit>
 #include <limits>
 #include <map>
-#include <optional>
 #include <tuple>
-#include <unordered_map>
+#include <unordered_set>
 
 namespace cset::check::detail {
 namespace {
@@ -109,8 +108,9 @@ bool charge(Budget& budget, uint64_t cache_bytes) {
   return true;
 }
 
-// The exact part of a search state: the linearized definite operations, the
-// linearized tied unknown operations, and the model state.
+// A search state: the linearized definite operations, the linearized tied
+// unknown operations, the model state, the class counters and the chain of
+// just-placed unknown writes (see allowed_by_chain).
 //
 // Definite operations are encoded as a window: `first` = the first one not
 // linearized (all before it are), then the words up to the last one
@@ -118,7 +118,8 @@ bool charge(Budget& budget, uint64_t cache_bytes) {
 // returned before its invocation has been, so the window spans the
 // concurrency of the history, not its length, and the cache stays small on
 // long histories.
-Words cache_key(const Words& linearized, const Problem& p, const Words& state) {
+Words cache_key(const Words& linearized, const Problem& p, const Words& state,
+                const std::vector<uint32_t>& counters, const std::vector<uint32_t>& chain) {
   const size_t definite = p.definite_count;
   size_t first = 0;
   while (first < definite && test_bit(linearized, first)) {
@@ -147,49 +148,10 @@ Words cache_key(const Words& linearized, const Problem& p, const Words& state) {
   key.insert(key.end(), linearized.begin() + static_cast<std::ptrdiff_t>(tied_word),
              linearized.end());
   key.insert(key.end(), state.begin(), state.end());
+  key.insert(key.end(), counters.begin(), counters.end());
+  key.insert(key.end(), chain.begin(), chain.end());  // after fixed-size fields: unambiguous
   return key;
 }
-
-// Visited states, with dominance over the class counters: a state whose
-// exact part was seen with counters <= its own (fewer interchangeable unknown
-// writes used, so at least the same moves left) can do nothing that one could
-// not. Only states already known dead may dominate: a state still on the
-// search path may not (its exploration is unfinished, and pruning against it
-// could hide the only way out: the graph-history-interaction problem).
-class VisitedStates {
- public:
-  struct Entry {
-    std::vector<uint32_t> counters;
-    bool dead = false;
-  };
-  using Handle = std::pair<std::vector<Entry>*, size_t>;
-
-  /// std::nullopt when (key, counters) was visited or is dominated by a dead
-  /// state; otherwise records it (live) and returns its handle. `bytes`
-  /// grows by what was stored.
-  std::optional<Handle> visit(Words key, const std::vector<uint32_t>& counters, uint64_t& bytes) {
-    auto [it, fresh] = map_.try_emplace(std::move(key));
-    if (fresh) bytes += it->first.size() * 8 + kCacheEntryOverheadBytes;
-    std::vector<Entry>& seen = it->second;  // stable: unordered_map nodes do not move
-    for (const Entry& e : seen) {
-      bool equal = e.counters == counters;
-      bool dominated = e.dead;
-      for (size_t c = 0; c < counters.size() && dominated; ++c) {
-        dominated = e.counters[c] <= counters[c];
-      }
-      if (equal || dominated) return std::nullopt;
-    }
-    seen.push_back({counters, false});
-    bytes += counters.size() * 4 + 32;
-    return Handle{&seen, seen.size() - 1};
-  }
-
-  /// Every way on from the state was explored without success.
-  static void mark_dead(const Handle& h) { (*h.first)[h.second].dead = true; }
-
- private:
-  std::unordered_map<Words, std::vector<Entry>, WordsHash> map_;
-};
 
 SearchOp make_search_op(const History& history, const Object& object, size_t h, bool relaxed,
                         size_t state_words) {
@@ -279,6 +241,7 @@ void group(Problem& p) {
       if (fresh) class_size.push_back(0);
       op.class_id = it->second;
       op.class_rank = class_size[static_cast<size_t>(op.class_id)]++;
+      op.chainable = op.atoms.size() == 1;
     }
   }
   p.class_count = class_size.size();
@@ -355,6 +318,9 @@ struct Position {
   Words linearized;
   std::vector<uint32_t> counters;
   Words state;
+  /// The atoms set or cleared by the single-atom interchangeable unknown
+  /// writes linearized since the last other operation, ascending.
+  std::vector<uint32_t> chain;
 
   bool done(const SearchOp& op) const {
     return op.bit >= 0 ? test_bit(linearized, static_cast<size_t>(op.bit))
@@ -371,22 +337,54 @@ struct Position {
   }
 };
 
-// The operations that may be linearized next: calls before the first return,
-// not waiting for another operation; definite ones first, so that unknown
-// writes are used only when needed.
+bool observes(const SearchOp& op, uint32_t atom) {
+  if (op.kind == OpKind::kMembers || op.kind == OpKind::kSize) return test_bit(op.mask, atom);
+  return std::binary_search(op.atoms.begin(), op.atoms.end(), atom);
+}
+
+// Just-in-time placement of unknown writes (after Lowe's JIT linearization):
+// some linearization, if any exists, places each single-atom interchangeable
+// unknown write u immediately before the first operation after it that it
+// does not commute with. Move u right past everything it commutes with (it
+// has no real-time or client-order successors); drop it if a later write
+// overwrites its atom first (its effect is never observed; it then takes
+// effect "at the end"); drop it if it changes nothing. What remains before a
+// definite operation d is a run of such writes on distinct atoms, each
+// observed by d, in any order (they commute): we try them in ascending atom
+// order only. Other unknown operations simply end a run ("breakers").
+bool allowed_by_chain(const SearchOp& op, int variant, const Position& at) {
+  if (!op.unknown) {
+    for (uint32_t atom : at.chain) {
+      if (!observes(op, atom)) return false;
+    }
+    return true;
+  }
+  if (op.chainable && variant == 0) return at.chain.empty() || op.atoms[0] > at.chain.back();
+  return true;
+}
+
+void extend_chain(const SearchOp& op, int variant, Position& at) {
+  if (op.chainable && variant == 0) {
+    at.chain.push_back(op.atoms[0]);
+  } else {
+    at.chain.clear();
+  }
+}
+
+// The operations that may be linearized next: calls before the first return
+// that are not waiting for another operation, in invocation order (as Wing &
+// Gong's list order: trying the oldest pending operation first finds a
+// linearization of a correct history with little backtracking).
 void candidates(const EventList& list, const Problem& p, const Position& at,
                 std::vector<int>& out) {
   out.clear();
-  for (bool unknown : {false, true}) {
-    for (int e = list.first(); e >= 0 && list.call(e); e = list.next(e)) {
-      const SearchOp& op = p.ops[static_cast<size_t>(list.op(e))];
-      if (op.unknown != unknown) continue;
-      if (op.client_pred >= 0 && !at.done(p.ops[static_cast<size_t>(op.client_pred)])) continue;
-      if (op.class_id >= 0 && at.counters[static_cast<size_t>(op.class_id)] != op.class_rank) {
-        continue;  // an earlier write of its class comes first
-      }
-      out.push_back(e);
+  for (int e = list.first(); e >= 0 && list.call(e); e = list.next(e)) {
+    const SearchOp& op = p.ops[static_cast<size_t>(list.op(e))];
+    if (op.client_pred >= 0 && !at.done(p.ops[static_cast<size_t>(op.client_pred)])) continue;
+    if (op.class_id >= 0 && at.counters[static_cast<size_t>(op.class_id)] != op.class_rank) {
+      continue;  // an earlier write of its class comes first
     }
+    out.push_back(e);
   }
 }
 
@@ -396,16 +394,16 @@ SearchResult search(const Problem& problem, const Words& initial, Budget& budget
                     bool track_deepest) {
   SearchResult result;
   EventList list(problem);
-  VisitedStates visited;
+  std::unordered_set<Words, WordsHash> visited;
   uint64_t cache_bytes = 0;
   Position at{Words(problem.bit_words, 0), std::vector<uint32_t>(problem.class_count, 0),
-              initial};
+              initial, {}};
   struct Frame {
     int node;
     size_t candidate;
     int variant;
     Words state_before;
-    VisitedStates::Handle visited;  // the state this move led to
+    std::vector<uint32_t> chain_before;
   };
   std::vector<Frame> stack;
   std::vector<int> next;
@@ -413,8 +411,7 @@ SearchResult search(const Problem& problem, const Words& initial, Budget& budget
   int resume_variant = 0;
   size_t deepest_depth = 0;
   // Done once every definite operation is linearized: the unknown ones left
-  // can always take effect after everything else (nothing checks them), so
-  // they are optional moves, which is what makes the dominance sound.
+  // can always take effect after everything else (nothing checks them).
   size_t definite_left = problem.definite_count;
   candidates(list, problem, at, next);
   while (definite_left > 0) {
@@ -423,20 +420,28 @@ SearchResult search(const Problem& problem, const Words& initial, Budget& budget
       const int node = next[k];
       const SearchOp& op = problem.ops[static_cast<size_t>(list.op(node))];
       for (int v = k == resume ? resume_variant : 0; v < (op.can_skip ? 2 : 1); ++v) {
+        if (!allowed_by_chain(op, v, at)) continue;
         Words state = at.state;
         if (!step(op, state, v)) continue;
+        // An unknown write that would change nothing now is never needed
+        // here: leaving it for later (or never) keeps strictly more options.
+        if (op.unknown && v == 0 && state == at.state) continue;
+        std::vector<uint32_t> chain_before = at.chain;
         at.mark(op, true);
-        auto handle = visited.visit(cache_key(at.linearized, problem, state), at.counters,
-                                    cache_bytes);
-        if (!handle) {
+        extend_chain(op, v, at);
+        Words key = cache_key(at.linearized, problem, state, at.counters, at.chain);
+        const uint64_t key_bytes = key.size() * 8 + kCacheEntryOverheadBytes;
+        if (!visited.insert(std::move(key)).second) {  // seen: a known dead end
           at.mark(op, false);
+          at.chain = std::move(chain_before);
           continue;
         }
+        cache_bytes += key_bytes;
         if (!charge(budget, cache_bytes)) {
           result.verdict = SearchVerdict::kOutOfBudget;
           return result;
         }
-        stack.push_back({node, k, v, std::move(at.state), *handle});
+        stack.push_back({node, k, v, std::move(at.state), std::move(chain_before)});
         at.state = std::move(state);
         if (!op.unknown) --definite_left;
         list.lift(node);
@@ -470,8 +475,8 @@ SearchResult search(const Problem& problem, const Words& initial, Budget& budget
     }
     Frame frame = std::move(stack.back());
     stack.pop_back();
-    VisitedStates::mark_dead(frame.visited);
     at.state = std::move(frame.state_before);
+    at.chain = std::move(frame.chain_before);
     const SearchOp& undone = problem.ops[static_cast<size_t>(list.op(frame.node))];
     at.mark(undone, false);
     if (!undone.unknown) ++definite_left;

@@ -7,17 +7,13 @@
 // same as "last" unless a later operation of its client must follow it, so
 // only then is a second choice, "skip", explored.
 //
-// Unknown writes make an exhaustive search (which every violation needs)
-// explode: each pending one may or may not have taken effect yet. Two
-// reductions, both exact (no linearization is lost):
-// - Unknown writes with the same effect (set or clear the same atoms) and no
-//   client-order tie are interchangeable, so they are used in invocation
-//   order only: a class of k such writes has k + 1 states, not 2^k.
-// - Such writes are optional moves, so a search state that has used more of
-//   them than an already-visited state with the same definite operations and
-//   model state can do nothing the visited one could not (dominance), and is
-//   pruned. Candidates are tried definite operations first, so states that
-//   use few unknown writes are visited first.
+// Unknown writes with the same effect (set or clear the same atoms) and no
+// client-order tie are interchangeable, so the search uses them in
+// invocation order only: a class of k such writes has k + 1 states, not 2^k.
+// This loses no linearization (an earlier-invoked one can always stand in for
+// a later-invoked one: both may take effect at any later time). And such
+// writes are placed just in time: only where they change the state, right
+// before an operation that observes them (search.cc, allowed_by_chain).
 //
 // Source: G. Lowe, "Testing for linearizability", Concurrency and
 // Computation: Practice and Experience 29(4), 2017 (the search and its cache
@@ -62,6 +58,7 @@ struct SearchOp {
   int bit = -1;
   int class_id = -1;
   uint32_t class_rank = 0;
+  bool chainable = false;  // an interchangeable unknown write of one atom (search.cc)
 };
 
 /// One object's operations (or a window of them), in three groups, each
