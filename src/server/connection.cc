@@ -20,7 +20,6 @@ namespace {
 constexpr size_t kMaxQueuedCommands = 4096;
 constexpr size_t kMaxUnsentBytes = 8 << 20;
 constexpr size_t kReadChunk = 64 << 10;
-constexpr size_t kCursorBytesMax = 48;
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -29,54 +28,66 @@ struct Overloaded : Ts... {
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
 
-// SCAN/SSCAN cursors are decimal integers (clients parse them as such) that
-// encode the next key or member: its first bytes as a big-endian number with
-// a leading 1 byte. "0" is the start and the end. A position past
-// kCursorBytesMax bytes resumes from its prefix, which may return some items
-// again (allowed: SCAN may repeat an element).
+// SCAN/SSCAN cursors are unsigned 64-bit decimal integers (what Redis
+// clients parse) that encode where the scan resumes: up to the first 7 bytes
+// of the next key or member, big-endian, shifted left 3 bits, with the
+// number of bytes in the low 3 bits. "0" is the start and the end. A
+// position longer than 7 bytes resumes from its 7-byte prefix, so a few
+// items may be returned again (SCAN allows that); the server makes every
+// page end at a position whose prefix differs from where it started, so a
+// scan always progresses.
+constexpr size_t kCursorPrefixBytes = 7;
+
+std::string cursor_prefix(const std::string& position) {
+  return position.substr(0, std::min(position.size(), kCursorPrefixBytes));
+}
+
 std::string encode_cursor(const std::string& position) {
-  std::vector<uint8_t> num;
-  num.push_back(1);
-  for (size_t i = 0; i < position.size() && i < kCursorBytesMax; ++i) {
-    num.push_back(static_cast<uint8_t>(position[i]));
+  std::string p = cursor_prefix(position);
+  uint64_t v = 0;
+  for (size_t i = 0; i < kCursorPrefixBytes; ++i) {
+    v = (v << 8) | (i < p.size() ? static_cast<uint8_t>(p[i]) : 0);
   }
-  std::string digits;
-  while (!(num.size() == 1 && num[0] == 0) && !num.empty()) {
-    uint32_t rem = 0;
-    std::vector<uint8_t> q;
-    for (uint8_t b : num) {
-      uint32_t cur = rem * 256 + b;
-      uint8_t d = static_cast<uint8_t>(cur / 10);
-      rem = cur % 10;
-      if (!q.empty() || d != 0) q.push_back(d);
-    }
-    digits.push_back(static_cast<char>('0' + rem));
-    num = q.empty() ? std::vector<uint8_t>{0} : q;
-  }
-  return std::string(digits.rbegin(), digits.rend());
+  v = (v << 3) | p.size();
+  return std::to_string(v);
 }
 
 std::optional<std::string> decode_cursor(const std::string& cursor) {
-  if (cursor == "0") return std::string();
-  std::vector<uint8_t> num{0};
+  if (cursor.empty() || cursor.size() > 20) return std::nullopt;
+  uint64_t v = 0;
   for (char c : cursor) {
     if (c < '0' || c > '9') return std::nullopt;
-    uint32_t carry = static_cast<uint32_t>(c - '0');
-    for (size_t i = num.size(); i-- > 0;) {
-      uint32_t cur = num[i] * 10u + carry;
-      num[i] = static_cast<uint8_t>(cur & 0xff);
-      carry = cur >> 8;
-    }
-    while (carry) {
-      num.insert(num.begin(), static_cast<uint8_t>(carry & 0xff));
-      carry >>= 8;
-    }
-    if (num.size() > kCursorBytesMax + 2) return std::nullopt;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
   }
-  size_t i = 0;
-  while (i < num.size() && num[i] == 0) ++i;
-  if (i >= num.size() || num[i] != 1) return std::nullopt;
-  return std::string(num.begin() + static_cast<long>(i) + 1, num.end());
+  size_t len = v & 7;
+  if (len > kCursorPrefixBytes) return std::nullopt;
+  uint64_t bytes = v >> 3;
+  std::string out(kCursorPrefixBytes, '\0');
+  for (size_t i = kCursorPrefixBytes; i-- > 0;) {
+    out[i] = static_cast<char>(bytes & 0xff);
+    bytes >>= 8;
+  }
+  if (bytes != 0) return std::nullopt;
+  out.resize(len);
+  return out;
+}
+
+/// Extends a scan page until its next position has another cursor prefix
+/// than `start` (or the scan ends), so that resuming from the prefix moves on.
+template <typename Fetch>
+Result<set::ScanPage> scan_with_progress(const std::string& start, Fetch fetch) {
+  auto page = fetch(start);
+  if (!page.ok()) return page;
+  while (page->next_cursor && cursor_prefix(*page->next_cursor) == cursor_prefix(start) &&
+         !start.empty() && cursor_prefix(start).size() == kCursorPrefixBytes) {
+    auto more = fetch(*page->next_cursor);
+    if (!more.ok()) return more;
+    page->items.insert(page->items.end(), more->items.begin(), more->items.end());
+    page->next_cursor = more->next_cursor;
+  }
+  return page;
 }
 
 }  // namespace
@@ -322,7 +333,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return w.error("ERR invalid cursor");
     }
     read_command([this, r, start](resp::ReplyWriter& w) {
-      auto page = sm().scan_members(r.key, *start, static_cast<size_t>(r.count));
+      auto page = scan_with_progress(*start, [&](const std::string& from) {
+        return sm().scan_members(r.key, from, static_cast<size_t>(r.count));
+      });
       if (!page.ok()) return w.error(page.status());
       write_scan(w, *page, r.match);
     });
@@ -334,7 +347,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return w.error("ERR invalid cursor");
     }
     read_command([this, r, start](resp::ReplyWriter& w) {
-      auto page = sm().scan_keys(*start, static_cast<size_t>(r.count));
+      auto page = scan_with_progress(*start, [&](const std::string& from) {
+        return sm().scan_keys(from, static_cast<size_t>(r.count));
+      });
       if (!page.ok()) return w.error(page.status());
       if (r.type && *r.type != "set") page->items.clear();
       write_scan(w, *page, r.match);

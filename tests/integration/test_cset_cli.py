@@ -1,0 +1,153 @@
+"""The cset CLI (SPEC.md "cset") against a real 3-node cluster: answers,
+exit codes (0 success, 1 negative, 2 usage, 3 unreachable/no quorum/timeout)
+and endpoint failover. NOQUORUM's exit code 3 is checked in test_faults.py.
+"""
+
+import subprocess
+import unittest
+
+from harness import ClusterTestCase, binary, free_ports
+
+MAX_REPLY_MEMBERS = 50
+
+
+class CsetCliTest(ClusterTestCase):
+    CTEST_TIMEOUT = 120
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cset_binary = binary("CSET", "the cset CLI")
+        cls.cluster = cls.start_shared_cluster(
+            3, extra_args=["--max-reply-members", str(MAX_REPLY_MEMBERS)])
+        cls.nodes = cls.cluster.nodes
+
+    def cset(self, *args, endpoints=None, timeout=60):
+        endpoints = endpoints or self.cluster.endpoints()
+        return subprocess.run([self.cset_path(), "-e", endpoints] + list(args),
+                              capture_output=True, timeout=timeout)
+
+    def cset_path(self):
+        return type(self).cset_binary
+
+    def assertExit(self, out, code):
+        self.assertEqual(out.returncode, code,
+                         f"stdout {out.stdout!r} stderr {out.stderr!r}")
+
+    def test_add_has_rem_size_members(self):
+        self.assertExit(self.cset("add", "cli:k", "a"), 0)
+        out = self.cset("add", "cli:k", "a")
+        self.assertExit(out, 1)
+        self.assertIn(b"already present: a", out.stderr)
+        self.assertExit(self.cset("add", "cli:k", "b", "c"), 0)
+        out = self.cset("add", "cli:k", "c", "d")
+        self.assertExit(out, 1)
+        self.assertIn(b"already present: c", out.stderr)
+        self.assertNotIn(b"already present: d", out.stderr)
+        out = self.cset("has", "cli:k", "d")
+        self.assertExit(out, 0)
+        self.assertEqual(out.stdout, b"true\n")
+        out = self.cset("has", "cli:k", "zz")
+        self.assertExit(out, 1)
+        self.assertEqual(out.stdout, b"false\n")
+        out = self.cset("size", "cli:k")
+        self.assertExit(out, 0)
+        self.assertEqual(out.stdout, b"4\n")
+        out = self.cset("members", "cli:k")
+        self.assertExit(out, 0)
+        self.assertEqual(sorted(out.stdout.splitlines()), [b"a", b"b", b"c", b"d"])
+        self.assertExit(self.cset("rem", "cli:k", "a", "zz"), 0)
+        self.assertExit(self.cset("has", "cli:k", "a"), 1)
+        self.assertEqual(self.cset("size", "cli:k").stdout, b"3\n")
+        for node in self.nodes:
+            self.assertEqual(node.client().smembers("cli:k"), {b"b", b"c", b"d"})
+
+    def test_members_are_raw_bytes(self):
+        self.nodes[0].client().sadd("cli:raw", b"h\xc3\xa9llo w\xc3\xb6rld", b"tab\there",
+                                    b"\xff\xfe")
+        out = self.cset("members", "cli:raw")
+        self.assertExit(out, 0)
+        self.assertEqual(sorted(out.stdout.splitlines()),
+                         sorted([b"h\xc3\xa9llo w\xc3\xb6rld", b"tab\there", b"\xff\xfe"]))
+
+    def test_members_of_a_set_over_max_reply_members(self):
+        self.nodes[0].client().sadd("cli:big", *[f"m{i}" for i in range(120)])
+        out = self.cset("members", "cli:big")
+        self.assertExit(out, 0)
+        self.assertEqual(set(out.stdout.splitlines()), {f"m{i}".encode() for i in range(120)})
+        self.assertEqual(len(out.stdout.splitlines()), 120)
+
+    def test_empty_set(self):
+        out = self.cset("members", "cli:none")
+        self.assertExit(out, 0)
+        self.assertEqual(out.stdout, b"")
+        self.assertEqual(self.cset("size", "cli:none").stdout, b"0\n")
+
+    def test_status(self):
+        out = self.cset("status")
+        self.assertExit(out, 0)
+        lines = out.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 4, out.stdout)  # a header and one row per node
+        self.assertIn("ID", lines[0])
+        rows = [line.split() for line in lines[1:]]
+        self.assertEqual(sorted(row[0] for row in rows), ["1", "2", "3"])
+        for node in self.nodes:
+            row = [r for r in rows if r[0] == str(node.id)][0]
+            self.assertIn(f"127.0.0.1:{node.client_port}", row)
+            self.assertIn(f"127.0.0.1:{node.peer_port}", row)
+            self.assertIn("voter", row)
+        states = [r[4] for r in rows]
+        self.assertEqual(states.count("leader"), 1, lines)
+        self.assertEqual(states.count("follower"), 2, lines)
+        for row in rows:
+            self.assertTrue(all(field.isdigit() for field in row[5:8]), row)
+
+    def test_usage_errors_exit_2(self):
+        for args in ([], ["add", "cli:u"], ["has", "cli:u"], ["frobnicate"], ["node"],
+                     ["--timeout", "0", "size", "k"], ["node", "promote", "x"]):
+            out = subprocess.run([self.cset_path()] + args, capture_output=True, timeout=30)
+            self.assertExit(out, 2)
+        out = subprocess.run([self.cset_path(), "bench", "--clients", "4"], capture_output=True,
+                             timeout=30)
+        self.assertExit(out, 2)
+        self.assertIn(b"not yet implemented", out.stderr)
+        out = subprocess.run([self.cset_path(), "--help"], capture_output=True, timeout=30)
+        self.assertExit(out, 0)
+        self.assertIn(b"Exit codes", out.stdout)
+
+    def test_toobig_member(self):
+        out = self.cset("add", "cli:big-member", "x" * (64 * 1024 + 1))
+        self.assertExit(out, 2)
+        self.assertIn(b"TOOBIG", out.stderr)
+
+    def test_failover_when_the_first_endpoint_is_down(self):
+        dead = free_ports(1)[0]  # nothing listens there
+        endpoints = f"127.0.0.1:{dead},{self.cluster.endpoints()}"
+        self.assertExit(self.cset("add", "cli:fo", "x", endpoints=endpoints), 0)
+        out = self.cset("has", "cli:fo", "x", endpoints=endpoints)
+        self.assertExit(out, 0)
+        self.assertEqual(out.stdout, b"true\n")
+
+    def test_unreachable_exit_3(self):
+        dead = free_ports(2)
+        out = self.cset("size", "k", endpoints=f"127.0.0.1:{dead[0]},127.0.0.1:{dead[1]}")
+        self.assertExit(out, 3)
+        self.assertIn(b"UNREACHABLE", out.stderr)
+
+    def test_zz_failover_when_a_node_is_killed(self):
+        victim = self.nodes[0]
+        victim.kill()
+        try:
+            self.cluster.wait_for_leader(among=self.nodes[1:])
+            self.assertExit(self.cset("add", "cli:killed", "y"), 0)
+            out = self.cset("has", "cli:killed", "y")
+            self.assertExit(out, 0)
+            out = self.cset("status")
+            self.assertExit(out, 0)
+            self.assertIn(b"unreachable", out.stdout)
+        finally:
+            self.cluster.restart(victim.id)
+        self.cluster.wait_for_leader()
+
+
+if __name__ == "__main__":
+    unittest.main()
