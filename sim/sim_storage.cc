@@ -63,7 +63,10 @@ size_t SimRaftStorage::crash(const std::function<uint64_t(uint64_t)>& rand) {
   for (size_t i = 0; i < kept; ++i) {
     const Op& op = journal_[i];
     auto* a = std::get_if<Append>(&op);
-    if (i + 1 == kept && a && a->entries.size() > 1 && rand(2) == 0) {
+    // A batch that rewrites durable entries (a truncation) is one atomic
+    // write (RocksDB's WriteBatch), so only a pure extension can tear.
+    bool extends = a && a->entries.front().index > durable_->last_index();
+    if (i + 1 == kept && a && extends && a->entries.size() > 1 && rand(2) == 0) {
       // Torn: only a prefix of the batch reached the platter.
       size_t n = 1 + rand(a->entries.size() - 1);
       apply(*durable_, Append{std::vector<raft::Entry>(a->entries.begin(),

@@ -208,6 +208,7 @@ class Sim {
   double loss_ = 0.0;
   double duplicate_ = 0.0;
   uint64_t delay_max_us_ = 2000;
+  std::map<std::pair<NodeId, NodeId>, uint64_t> stream_last_us_;  // FIFO per link
 
   // Clients and history.
   std::map<uint64_t, SimOp> ops_;          // id -> op (the history)
@@ -496,6 +497,15 @@ void Sim::send_packet(NodeId from, NodeId to, Packet p, uint64_t extra_us) {
   if (copies == 2) result_.stats.messages_duplicated++;
   for (int i = 0; i < copies; ++i) {
     uint64_t delay = 100 + rng_.below(delay_max_us_) + extra_us;
+    if (p.kind != Packet::Kind::kRaft) {
+      // Forwards and their replies travel on one stream connection per pair
+      // of nodes (TCP): they arrive in the order sent. Raft messages may be
+      // reordered (raft tolerates it).
+      uint64_t& last = stream_last_us_[{from, to}];
+      uint64_t when = std::max(now_ + delay, last + 1);
+      last = when;
+      delay = when - now_;
+    }
     after(delay, [this, from, to, p] {
       if (!nodes_.count(to)) return;
       Node& n = nodes_.at(to);

@@ -135,10 +135,14 @@ Json result_to_json(const Operation& op) {
   switch (op.kind) {
     case OpKind::kAdd:
     case OpKind::kRem:
-    case OpKind::kSize: return Json(op.count);
-    case OpKind::kAddStrict: return Json(op.flag ? "ok" : "exists");
-    case OpKind::kContains: return Json(op.flag);
-    case OpKind::kMembers: return list_to_json(op.result_members);
+    case OpKind::kSize:
+      return Json(op.count);
+    case OpKind::kAddStrict:
+      return Json(op.flag ? "ok" : "exists");
+    case OpKind::kContains:
+      return Json(op.flag);
+    case OpKind::kMembers:
+      return list_to_json(op.result_members);
   }
   return Json();
 }
@@ -147,7 +151,8 @@ bool result_from_json(const Json& j, Operation& op) {
   switch (op.kind) {
     case OpKind::kAdd:
     case OpKind::kRem:
-    case OpKind::kSize: return int_from_json(j, op.count);
+    case OpKind::kSize:
+      return int_from_json(j, op.count);
     case OpKind::kAddStrict:
       if (j == "ok" || j == "exists") {
         op.flag = j == "ok";
@@ -158,7 +163,8 @@ bool result_from_json(const Json& j, Operation& op) {
       if (!j.is_boolean()) return false;
       op.flag = j.get<bool>();
       return true;
-    case OpKind::kMembers: return list_from_json(j, op.result_members);
+    case OpKind::kMembers:
+      return list_from_json(j, op.result_members);
   }
   return false;
 }
@@ -257,8 +263,8 @@ Result<Operation> parse_json_line(std::string_view line) {
       return invalid(std::string(to_string(op.kind)) + " needs a \"members\" array");
     }
   }
-  if (!j.contains("invoke") || !int_from_json(j["invoke"], op.invoke) ||
-      !j.contains("complete") || !int_from_json(j["complete"], op.complete)) {
+  if (!j.contains("invoke") || !int_from_json(j["invoke"], op.invoke) || !j.contains("complete") ||
+      !int_from_json(j["complete"], op.complete)) {
     return invalid("\"invoke\" and \"complete\" must be integers");
   }
   if (op.outcome == Outcome::kOk) {
@@ -325,11 +331,21 @@ std::string quote(std::string_view bytes) {
   for (char c : bytes) {
     auto b = static_cast<uint8_t>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\r': out += "\\r"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (b >= 0x20 && b < 0x7f) {
           out.push_back(c);
@@ -345,8 +361,8 @@ std::string quote(std::string_view bytes) {
 }
 
 std::string describe(const Operation& op, size_t number) {
-  std::string out = "#" + std::to_string(number) + " client " + std::to_string(op.client) +
-                    " [" + std::to_string(op.invoke) + ", ";
+  std::string out = "#" + std::to_string(number) + " client " + std::to_string(op.client) + " [" +
+                    std::to_string(op.invoke) + ", ";
   out += op.outcome == Outcome::kUnknown ? "?" : std::to_string(op.complete);
   out += "] " + std::string(to_string(op.kind)) + "(" + quote(op.key);
   for (const std::string& m : op.members) out += ", " + quote(m);
@@ -358,9 +374,12 @@ std::string describe(const Operation& op, size_t number) {
   switch (op.kind) {
     case OpKind::kAdd:
     case OpKind::kRem:
-    case OpKind::kSize: return out + std::to_string(op.count);
-    case OpKind::kAddStrict: return out + (op.flag ? "OK" : "EXISTS");
-    case OpKind::kContains: return out + (op.flag ? "true" : "false");
+    case OpKind::kSize:
+      return out + std::to_string(op.count);
+    case OpKind::kAddStrict:
+      return out + (op.flag ? "OK" : "EXISTS");
+    case OpKind::kContains:
+      return out + (op.flag ? "true" : "false");
     case OpKind::kMembers: {
       out += "{";
       for (size_t i = 0; i < op.result_members.size(); ++i) {

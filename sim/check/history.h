@@ -54,8 +54,8 @@ struct Operation {
   Outcome outcome = Outcome::kOk;
 
   // The result, only when outcome == kOk (zero/empty otherwise):
-  uint64_t count = 0;    // kAdd, kRem: members added / removed; kSize: cardinality
-  bool flag = false;     // kContains: present; kAddStrict: true = OK, false = EXISTS
+  uint64_t count = 0;  // kAdd, kRem: members added / removed; kSize: cardinality
+  bool flag = false;   // kContains: present; kAddStrict: true = OK, false = EXISTS
   std::vector<std::string> result_members;  // kMembers, in any order
 
   bool operator==(const Operation&) const = default;

@@ -12,16 +12,16 @@ namespace cset::check {
 namespace {
 
 using detail::Budget;
-using detail::Object;
-using detail::Problem;
-using detail::SearchVerdict;
-using detail::Words;
-using detail::Window;
 using detail::check_window;
 using detail::empty_state;
 using detail::is_read;
 using detail::make_window;
+using detail::Object;
+using detail::Problem;
+using detail::SearchVerdict;
 using detail::starting_states;
+using detail::Window;
+using detail::Words;
 
 // Reads are pruned from an excerpt only when it is at most this long.
 constexpr size_t kMaxOpsForReadPruning = 200;
@@ -55,8 +55,8 @@ class Shrinker {
   bool violates(const Window& w) {
     if (!budget_.exhausted.empty()) return false;
     Budget slice = budget_;
-    slice.states_left = std::min(budget_.states_left, std::max<uint64_t>(
-                                                          budget_.states_left / 8, 1000));
+    slice.states_left =
+        std::min(budget_.states_left, std::max<uint64_t>(budget_.states_left / 8, 1000));
     slice.states_used = 0;
     const auto verdict = check_window(history_, object_, w, options_.client_order, slice);
     budget_.states_left -= slice.states_used;
@@ -192,8 +192,7 @@ std::string describe_object(const Object& object, const History& history) {
 // the history index of the first operation that contradicts the model there.
 std::string explain_dead_end(const History& history, const Object& object, const Window& w,
                              const CheckOptions& options, std::optional<size_t>& culprit) {
-  Problem problem =
-      detail::build_problem(history, object, w.ops, w.relaxed, options.client_order);
+  Problem problem = detail::build_problem(history, object, w.ops, w.relaxed, options.client_order);
   Budget budget = make_budget(options, options.max_excerpt_states);
   detail::SearchResult best;
   Words best_start = empty_state(object);
@@ -280,15 +279,14 @@ CheckResult report_violation(const History& history, const Object& object, const
   return result;
 }
 
-CheckResult report_inconclusive(const History& history, const Object& object,
-                                const Budget& budget, CheckResult result) {
+CheckResult report_inconclusive(const History& history, const Object& object, const Budget& budget,
+                                CheckResult result) {
   result.verdict = Verdict::kInconclusive;
   result.excerpt = object.ops;
   fill_object(result, object, history[object.ops.front()].key);
   result.explanation = "inconclusive, which fails the check: " + budget.exhausted + " after " +
                        std::to_string(budget.states_used) + " states, on " +
-                       describe_object(object, history) + " (" +
-                       std::to_string(object.ops.size()) +
+                       describe_object(object, history) + " (" + std::to_string(object.ops.size()) +
                        " operations), and no small window of it could be shown to violate "
                        "linearizability within the excerpt budget\n";
   return result;
@@ -298,10 +296,14 @@ CheckResult report_inconclusive(const History& history, const Object& object,
 
 const char* to_string(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kLinearizable: return "linearizable";
-    case Verdict::kNotLinearizable: return "not linearizable";
-    case Verdict::kInconclusive: return "inconclusive (a failure)";
-    case Verdict::kInvalidHistory: return "invalid history";
+    case Verdict::kLinearizable:
+      return "linearizable";
+    case Verdict::kNotLinearizable:
+      return "not linearizable";
+    case Verdict::kInconclusive:
+      return "inconclusive (a failure)";
+    case Verdict::kInvalidHistory:
+      return "invalid history";
   }
   return "?";
 }
@@ -322,8 +324,7 @@ CheckResult check_history(const History& history, const CheckOptions& options) {
   result.objects = objects.size();
   Budget budget = make_budget(options, options.max_states);
   for (const Object& object : objects) {
-    Problem problem =
-        detail::build_problem(history, object, object.ops, {}, options.client_order);
+    Problem problem = detail::build_problem(history, object, object.ops, {}, options.client_order);
     auto r = detail::search(problem, empty_state(object), budget, false);
     result.states_explored = budget.states_used;
     if (r.verdict == SearchVerdict::kLinearizable) continue;
@@ -339,8 +340,7 @@ CheckResult check_history(const History& history, const CheckOptions& options) {
       found = make_window(history, object, std::nullopt, std::nullopt);
     }
     if (found) {
-      return report_violation(history, object, shrinker.shrink(std::move(*found)), options,
-                              result);
+      return report_violation(history, object, shrinker.shrink(std::move(*found)), options, result);
     }
     return report_inconclusive(history, object, budget, result);
   }

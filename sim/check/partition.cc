@@ -103,9 +103,8 @@ std::vector<Object> partition(const History& history, bool client_order) {
     sort_by_invoke(history, object.ops);
     objects.push_back(std::move(object));
   }
-  std::stable_sort(objects.begin(), objects.end(), [](const Object& a, const Object& b) {
-    return a.ops.size() < b.ops.size();
-  });
+  std::stable_sort(objects.begin(), objects.end(),
+                   [](const Object& a, const Object& b) { return a.ops.size() < b.ops.size(); });
   return objects;
 }
 

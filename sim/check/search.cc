@@ -396,8 +396,8 @@ SearchResult search(const Problem& problem, const Words& initial, Budget& budget
   EventList list(problem);
   std::unordered_set<Words, WordsHash> visited;
   uint64_t cache_bytes = 0;
-  Position at{Words(problem.bit_words, 0), std::vector<uint32_t>(problem.class_count, 0),
-              initial, {}};
+  Position at{
+      Words(problem.bit_words, 0), std::vector<uint32_t>(problem.class_count, 0), initial, {}};
   struct Frame {
     int node;
     size_t candidate;

@@ -49,8 +49,8 @@ struct SearchOp {
   uint64_t count = 0;
   bool flag = false;
   int64_t invoke = 0;
-  int64_t complete = 0;         // INT64_MAX when unknown
-  int client_pred = -1;         // an operation that must take effect (or be skipped) first
+  int64_t complete = 0;  // INT64_MAX when unknown
+  int client_pred = -1;  // an operation that must take effect (or be skipped) first
   bool can_skip = false;
   // Where the search records that the operation is linearized: a bit of the
   // linearized set, or (interchangeable unknown writes) a class counter
@@ -79,9 +79,8 @@ struct Problem {
 /// atoms. Operations listed in `relaxed` are treated as unknown (their
 /// results ignored). With client order, each operation waits for the latest
 /// earlier operation of its client whose recorded interval overlaps its own.
-Problem build_problem(const History& history, const Object& object,
-                      const std::vector<size_t>& ops, const std::vector<size_t>& relaxed,
-                      bool client_order);
+Problem build_problem(const History& history, const Object& object, const std::vector<size_t>& ops,
+                      const std::vector<size_t>& relaxed, bool client_order);
 
 /// Applies `op` (variant 0: takes effect; 1: skipped) to `state`; false when
 /// the recorded result contradicts the model.

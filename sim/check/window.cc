@@ -54,9 +54,8 @@ void cap_early_writes(const History& history, Window& w) {
   }
   std::reverse(ops.begin(), ops.end());
   w.ops = std::move(ops);
-  std::erase_if(w.relaxed, [&](size_t h) {
-    return std::find(w.ops.begin(), w.ops.end(), h) == w.ops.end();
-  });
+  std::erase_if(w.relaxed,
+                [&](size_t h) { return std::find(w.ops.begin(), w.ops.end(), h) == w.ops.end(); });
 }
 
 }  // namespace
