@@ -222,6 +222,7 @@ class Sim {
   // Invariant state.
   std::map<Term, NodeId> leader_of_term_;
   std::map<Index, std::pair<Term, std::string>> applied_;  // index -> (term, data)
+  std::map<Index, Term> commit_term_bound_;  // >= the term each entry committed in
 };
 
 // ---------------------------------------------------------------------------
@@ -411,6 +412,7 @@ void Sim::apply_entries(Node& n, const std::vector<raft::Entry>& entries) {
   for (const auto& e : entries) {
     if (e.index <= n.sm->applied_index()) continue;
     auto [it, fresh] = applied_.emplace(e.index, std::make_pair(e.term, e.data));
+    if (fresh) commit_term_bound_[e.index] = n.raft->term();
     if (!fresh && (it->second.first != e.term || it->second.second != e.data)) {
       fail("raft-invariants", "state machine safety",
            "node " + std::to_string(n.id) + " applied (term " + std::to_string(e.term) +
@@ -1009,6 +1011,11 @@ void Sim::check_leader_completeness(Node& n) {
   const raft::RaftLog& log = n.raft->log();
   for (const auto& [index, te] : applied_) {
     if (index < log.first_index()) continue;  // covered by its snapshot
+    // Leader Completeness binds leaders of terms after the one the entry was
+    // committed in. That term is at most the applying node's term when it
+    // first applied the entry; a leader of an older term (elected late, on
+    // delayed votes) need not hold it.
+    if (commit_term_bound_[index] >= n.raft->term()) continue;
     auto t = log.term(index);
     if (!t.ok() || *t != te.first) {
       fail("raft-invariants", "leader completeness",
