@@ -250,6 +250,29 @@ void fill_object(CheckResult& result, const Object& object, const std::string& k
   }
 }
 
+// "; left out: 12 before time 100, 3 from time 200, 2 other reads" (the
+// parts that are not zero), or "" when the excerpt is the whole object.
+std::string left_out(const History& history, const Object& object, const Window& w) {
+  size_t before = 0;
+  size_t after = 0;
+  for (size_t h : object.ops) {
+    if (std::find(w.ops.begin(), w.ops.end(), h) != w.ops.end()) continue;
+    if (w.t2 && history[h].invoke >= *w.t2) {
+      ++after;
+    } else if (w.t1 && history[h].invoke < *w.t1) {
+      ++before;
+    }
+  }
+  const size_t other = object.ops.size() - w.ops.size() - before - after;
+  std::vector<std::string> parts;
+  if (before) parts.push_back(std::to_string(before) + " before time " + std::to_string(*w.t1));
+  if (after) parts.push_back(std::to_string(after) + " from time " + std::to_string(*w.t2));
+  if (other) parts.push_back(std::to_string(other) + " other reads");
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "; left out: ") + parts[i];
+  return out;
+}
+
 CheckResult report_violation(const History& history, const Object& object, const Window& w,
                              const CheckOptions& options, CheckResult result) {
   result.verdict = Verdict::kNotLinearizable;
@@ -258,11 +281,8 @@ CheckResult report_violation(const History& history, const Object& object, const
   s = "not linearizable: " + describe_object(object, history) + "\n";
   s += "the " + std::to_string(w.ops.size()) + " operations below cannot be linearized " +
        (w.any_start() ? "whatever the set held before them" : "starting from the empty set");
-  s += " (" + std::to_string(object.ops.size()) + " operations on this object";
-  if (w.t1) s += "; left out: those completed before time " + std::to_string(*w.t1);
-  if (w.t2) s += "; those invoked from time " + std::to_string(*w.t2);
-  s += "; " + std::to_string(w.reads_pruned) + " reads that do not matter";
-  s += "):\n";
+  s += " (" + std::to_string(object.ops.size()) + " operations on this object" +
+       left_out(history, object, w) + "):\n";
   for (size_t h : w.ops) {
     bool relaxed = std::find(w.relaxed.begin(), w.relaxed.end(), h) != w.relaxed.end();
     s += "  " + describe(history[h], h + 1) +

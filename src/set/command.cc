@@ -60,10 +60,14 @@ Command Command::del(std::vector<std::string> keys) {
 
 const char* to_string(Op op) {
   switch (op) {
-    case Op::kAdd: return "ADD";
-    case Op::kAddStrict: return "ADD_STRICT";
-    case Op::kRem: return "REM";
-    case Op::kDel: return "DEL";
+    case Op::kAdd:
+      return "ADD";
+    case Op::kAddStrict:
+      return "ADD_STRICT";
+    case Op::kRem:
+      return "REM";
+    case Op::kDel:
+      return "DEL";
   }
   return "?";
 }
@@ -73,7 +77,8 @@ Status validate_command(const Command& command) {
     case Op::kAdd:
     case Op::kRem:
     case Op::kDel:
-      if (command.args.empty()) return Status(Code::kInvalid, "command needs at least one argument");
+      if (command.args.empty())
+        return Status(Code::kInvalid, "command needs at least one argument");
       break;
     case Op::kAddStrict:
       if (command.args.size() != 1) return Status(Code::kInvalid, "ADD_STRICT takes one member");

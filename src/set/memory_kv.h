@@ -69,10 +69,10 @@ class MemoryKv final : public Kv {
   static void apply(Data& data, const WriteBatch& batch);
 
   const Options options_;
-  mutable std::shared_mutex mu_;        // guards the pointers below, not the maps
-  std::shared_ptr<Data> data_;          // current contents; copied on write when shared
-  Data durable_;                        // what survives drop_unsynced (power-loss model)
-  std::vector<WriteBatch> unsynced_;    // batches written since the last sync
+  mutable std::shared_mutex mu_;      // guards the pointers below, not the maps
+  std::shared_ptr<Data> data_;        // current contents; copied on write when shared
+  Data durable_;                      // what survives drop_unsynced (power-loss model)
+  std::vector<WriteBatch> unsynced_;  // batches written since the last sync
   Status write_error_;
 };
 

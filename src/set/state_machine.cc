@@ -151,8 +151,7 @@ StateMachine::StateMachine(Kv* kv) : kv_(kv) {}
 Status StateMachine::load() {
   auto format = kv_->get(Space::kMeta, kMetaFormat);
   if (!format.ok()) return format.status();
-  if (format->has_value() &&
-      (**format != std::string(1, static_cast<char>(kStateFormatVersion)))) {
+  if (format->has_value() && (**format != std::string(1, static_cast<char>(kStateFormatVersion)))) {
     return corrupt("state machine: unknown format version in the data");
   }
   auto applied = kv_->get(Space::kMeta, kMetaApplied);
@@ -303,8 +302,7 @@ Result<bool> StateMachine::exists(std::string_view key) const {
   return *n > 0;
 }
 
-Result<std::vector<std::string>> StateMachine::members(std::string_view key,
-                                                       uint64_t limit) const {
+Result<std::vector<std::string>> StateMachine::members(std::string_view key, uint64_t limit) const {
   auto n = size(key);
   if (!n.ok()) return n.status();
   if (*n > limit) {
@@ -371,7 +369,8 @@ Status parse_snapshot(std::string_view data, WriteBatch& image) {
   if (detail::read_fixed32(data.substr(data.size() - 4)) != detail::crc32c(body)) {
     return corrupt("snapshot: checksum mismatch");
   }
-  if (body.substr(0, kSnapshotMagic.size()) != kSnapshotMagic) return corrupt("snapshot: bad magic");
+  if (body.substr(0, kSnapshotMagic.size()) != kSnapshotMagic)
+    return corrupt("snapshot: bad magic");
   if (static_cast<uint8_t>(body[kSnapshotMagic.size()]) != kSnapshotVersion) {
     return corrupt("snapshot: unknown version");
   }
@@ -379,7 +378,8 @@ Status parse_snapshot(std::string_view data, WriteBatch& image) {
   for (Space s : {Space::kData, Space::kMeta}) {
     uint8_t space = 0;
     uint64_t count = 0;
-    if (!in.get_u8(space) || space != static_cast<uint8_t>(s)) return corrupt("snapshot: bad space");
+    if (!in.get_u8(space) || space != static_cast<uint8_t>(s))
+      return corrupt("snapshot: bad space");
     if (!in.get_varint(count) || count > in.remaining() / 2) return corrupt("snapshot: bad count");
     std::string_view previous;
     for (uint64_t i = 0; i < count; ++i) {
@@ -397,7 +397,7 @@ Status parse_snapshot(std::string_view data, WriteBatch& image) {
 
 // Checks the key layout of a parsed image, and returns its applied index.
 Result<raft::Index> check_image(const WriteBatch& image) {
-  std::map<std::string, uint64_t, std::less<>> counted;  // key -> members in kData
+  std::map<std::string, uint64_t, std::less<>> counted;   // key -> members in kData
   std::map<std::string, uint64_t, std::less<>> recorded;  // key -> "K" counter
   raft::Index applied = 0;
   for (const WriteOp& op : image.ops) {

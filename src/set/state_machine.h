@@ -111,8 +111,7 @@ class StateMachine {
   Result<std::vector<std::string>> members(std::string_view key, uint64_t limit) const;
   /// SSCAN: up to `count` (>= 1) members of `key` starting at `cursor`
   /// (inclusive; "" = from the start), in bytewise order.
-  Result<ScanPage> scan_members(std::string_view key, std::string_view cursor,
-                                size_t count) const;
+  Result<ScanPage> scan_members(std::string_view key, std::string_view cursor, size_t count) const;
   /// SCAN: up to `count` (>= 1) non-empty keys starting at `cursor`.
   Result<ScanPage> scan_keys(std::string_view cursor, size_t count) const;
 

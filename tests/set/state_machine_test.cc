@@ -46,9 +46,7 @@ class Node {
     return *m;
   }
   uint64_t size(std::string_view key) { return *sm.size(key); }
-  bool contains(std::string_view key, std::string_view member) {
-    return *sm.contains(key, member);
-  }
+  bool contains(std::string_view key, std::string_view member) { return *sm.contains(key, member); }
 
   MemoryKv kv;
   StateMachine sm;
@@ -121,12 +119,11 @@ TEST(StateMachineTest, DelRemovesWholeSetsOnly) {
 
 TEST(StateMachineTest, BatchSeesItsOwnEarlierCommands) {
   Node n;
-  auto results = n.sm.apply({normal(1, Command::add("k", {"a"})),
-                             normal(2, Command::add("k", {"a", "b"})),
-                             normal(3, Command::add_strict("k", "b")),
-                             normal(4, Command::del({"k"})),
-                             normal(5, Command::add("k", {"c"}))},
-                            true);
+  auto results =
+      n.sm.apply({normal(1, Command::add("k", {"a"})), normal(2, Command::add("k", {"a", "b"})),
+                  normal(3, Command::add_strict("k", "b")), normal(4, Command::del({"k"})),
+                  normal(5, Command::add("k", {"c"}))},
+                 true);
   ASSERT_TRUE(results.ok());
   std::vector<uint64_t> counts;
   for (const ApplyResult& r : *results) counts.push_back(r.count);
@@ -160,8 +157,8 @@ TEST(StateMachineTest, GapsAndDisorderAreRefusedWholesale) {
   n.add("k", {"a"});
   auto gap = n.sm.apply({normal(3, Command::add("k", {"b"}))}, true);
   EXPECT_EQ(gap.code(), Code::kInvalid);
-  auto disorder = n.sm.apply(
-      {normal(2, Command::add("k", {"b"})), normal(2, Command::add("k", {"c"}))}, true);
+  auto disorder =
+      n.sm.apply({normal(2, Command::add("k", {"b"})), normal(2, Command::add("k", {"c"}))}, true);
   EXPECT_EQ(disorder.code(), Code::kInvalid);
   EXPECT_EQ(n.sm.applied_index(), 1u);
   EXPECT_EQ(n.members("k"), (Strings{"a"}));
@@ -211,7 +208,9 @@ TEST(StateMachineTest, AppliedIndexIsAtomicWithMutations) {
 TEST(StateMachineTest, NoopAndConfigEntries) {
   Node n;
   auto results = n.sm.apply({Entry{2, 1, EntryType::kNoop, ""},
-                             Entry{2, 2, EntryType::kConfig, "\x01" "config-v1"s},
+                             Entry{2, 2, EntryType::kConfig,
+                                   "\x01"
+                                   "config-v1"s},
                              Entry{2, 3, EntryType::kConfig, "\x01\0config-v2"s}},
                             true);
   ASSERT_TRUE(results.ok());
@@ -236,9 +235,8 @@ TEST(StateMachineTest, UndecodableCommandFailsButAdvances) {
   Node n;
   n.add("k", {"a"});
   auto before = dump(n.kv, Space::kData);
-  auto results = n.sm.apply({Entry{1, 2, EntryType::kNormal, "\x07garbage"},
-                             Entry{1, 3, EntryType::kNormal, ""}},
-                            true);
+  auto results = n.sm.apply(
+      {Entry{1, 2, EntryType::kNormal, "\x07garbage"}, Entry{1, 3, EntryType::kNormal, ""}}, true);
   ASSERT_TRUE(results.ok());
   ASSERT_EQ(results->size(), 2u);
   EXPECT_EQ(results->at(0).status.code(), Code::kCorrupt);
@@ -362,7 +360,11 @@ void populate(Node& n) {
   n.add("", {""});
   n.add("other", {"x"});
   n.rem("other", {"x"});
-  EXPECT_TRUE(n.sm.apply({Entry{3, 5, EntryType::kConfig, "\x01" "cfg"s}}, true).ok());
+  EXPECT_TRUE(n.sm.apply({Entry{3, 5, EntryType::kConfig,
+                                "\x01"
+                                "cfg"s}},
+                         true)
+                  .ok());
   n.add("\r\n"s, {"\xff"s});
 }
 
@@ -375,7 +377,9 @@ TEST(StateMachineTest, SnapshotRoundTrip) {
   target.add("stale", {"gone"});
   ASSERT_TRUE(target.sm.restore_snapshot(*image, source.sm.applied_index()).is_ok());
   EXPECT_EQ(target.sm.applied_index(), 6u);
-  EXPECT_EQ(target.sm.config_bytes(), "\x01" "cfg"s);
+  EXPECT_EQ(target.sm.config_bytes(),
+            "\x01"
+            "cfg"s);
   EXPECT_EQ(target.sm.config_index(), 5u);
   EXPECT_EQ(dump(target.kv, Space::kData), dump(source.kv, Space::kData));
   EXPECT_EQ(dump(target.kv, Space::kMeta), dump(source.kv, Space::kMeta));
@@ -399,8 +403,7 @@ TEST(StateMachineTest, EmptySnapshotRoundTrip) {
   EXPECT_EQ(target.sm.applied_index(), 0u);
 }
 
-void expect_rejected_unchanged(Node& target, std::string_view image, raft::Index index,
-                               Code code) {
+void expect_rejected_unchanged(Node& target, std::string_view image, raft::Index index, Code code) {
   auto data = dump(target.kv, Space::kData);
   auto meta = dump(target.kv, Space::kMeta);
   raft::Index applied = target.sm.applied_index();
@@ -497,8 +500,7 @@ TEST(StateMachineTest, BatchingDoesNotChangeTheOutcome) {
     Node other;
     std::vector<ApplyResult> results;
     for (size_t at = 0; at < log.size(); at += batch) {
-      std::vector<Entry> part(log.begin() + at,
-                              log.begin() + std::min(log.size(), at + batch));
+      std::vector<Entry> part(log.begin() + at, log.begin() + std::min(log.size(), at + batch));
       auto r = other.sm.apply(part, batch % 2 == 0);
       ASSERT_TRUE(r.ok());
       results.insert(results.end(), r->begin(), r->end());
