@@ -335,7 +335,9 @@ void Sim::check_role(Node& n) {
 }
 
 void Sim::process_ready(Node& n) {
-  if (!n.up || !n.raft->has_ready()) return;
+  // One Ready at a time (raft.h: no ready() before advance()); an answer
+  // served from inside finish_ready() may already have started the next.
+  if (!n.up || n.persisting || !n.raft->has_ready()) return;
   raft::Ready rd = n.raft->ready();
   for (auto& m : rd.leader_messages) {
     Packet p;

@@ -11,7 +11,7 @@ namespace {
 // An operation with its fields in declaration order (aggregate initialization
 // of a partial field list would trip -Wmissing-field-initializers).
 Operation make_op(uint64_t client, OpKind kind, std::string key, std::vector<std::string> members,
-             int64_t invoke, int64_t complete, Outcome outcome, uint64_t count = 0) {
+                  int64_t invoke, int64_t complete, Outcome outcome, uint64_t count = 0) {
   Operation o;
   o.client = client;
   o.kind = kind;
@@ -117,9 +117,10 @@ TEST(HistoryTest, MalformedLinesNameTheLine) {
       "\"complete\":2,\"outcome\":\"fail\",\"result\":1}",
   };
   for (const char* line : bad) {
-    std::string text = "{\"client\":1,\"op\":\"size\",\"key\":\"k\",\"invoke\":1,\"complete\":2,"
-                       "\"outcome\":\"ok\",\"result\":0}\n" +
-                       std::string(line) + "\n";
+    std::string text =
+        "{\"client\":1,\"op\":\"size\",\"key\":\"k\",\"invoke\":1,\"complete\":2,"
+        "\"outcome\":\"ok\",\"result\":0}\n" +
+        std::string(line) + "\n";
     auto h = parse_jsonl(text);
     ASSERT_FALSE(h.ok()) << line;
     EXPECT_EQ(h.code(), Code::kInvalid);
@@ -155,6 +156,24 @@ TEST(HistoryTest, DescribeIsReadable) {
   Operation unknown = make_op(1, OpKind::kAdd, "k", {"a\r\n"}, 1, 5, Outcome::kUnknown);
   EXPECT_EQ(describe(unknown, 1),
             "#1 client 1 [1, ?] add(\"k\", \"a\\r\\n\") -> unknown (gave up at 5)");
+}
+
+// The example in docs/history-format.md parses, and is what it says it is.
+TEST(HistoryTest, DocumentedExampleParses) {
+  auto h = parse_jsonl(
+      R"({"client":1,"op":"add","key":"k","members":["a",{"hex":"00ff"}],"invoke":100,"complete":130,"outcome":"ok","result":2}
+{"client":2,"op":"contains","key":"k","member":"a","invoke":120,"complete":125,"outcome":"ok","result":false}
+{"client":1,"op":"add_strict","key":"k","member":"b","invoke":140,"complete":900,"outcome":"unknown"}
+{"client":3,"op":"members","key":"k","invoke":200,"complete":260,"outcome":"ok","result":["a",{"hex":"00ff"}]}
+{"client":4,"op":"rem","key":"k","members":["a"],"invoke":300,"complete":310,"outcome":"fail"}
+{"client":3,"op":"size","key":"k","invoke":950,"complete":960,"outcome":"ok","result":3}
+)");
+  ASSERT_TRUE(h.ok()) << h.status().to_string();
+  ASSERT_EQ(h->size(), 6u);
+  EXPECT_TRUE(validate_history(*h).is_ok());
+  EXPECT_EQ((*h)[0].members[1], "\0\xff"s);
+  EXPECT_EQ((*h)[2].outcome, Outcome::kUnknown);
+  EXPECT_EQ((*h)[4].outcome, Outcome::kFail);
 }
 
 }  // namespace

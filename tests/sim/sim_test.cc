@@ -14,7 +14,7 @@ SimOptions options_for(uint64_t seed) {
   SimOptions o;
   o.seed = seed;
   o.nodes = default_nodes_for_seed(seed);
-  o.ops = 200;
+  o.ops = 150;
   return o;
 }
 
@@ -35,8 +35,8 @@ TEST_P(SimSeeds, HundredSeedsPassWithFaultsExercised) {
   for (uint64_t seed = first; seed < first + 100; ++seed) {
     SimOptions o = options_for(seed);
     SimResult r = run_simulation(o);
-    ASSERT_TRUE(r.ok) << "seed " << seed << " (" << o.nodes << " nodes): " << r.property
-                      << " [" << r.checker << "]\n"
+    ASSERT_TRUE(r.ok) << "seed " << seed << " (" << o.nodes << " nodes): " << r.property << " ["
+                      << r.checker << "]\n"
                       << r.explanation << "\nreproduce: cset-sim --seed " << seed << " --nodes "
                       << o.nodes << " --steps " << o.ops;
     total.add(r.stats);
@@ -109,14 +109,13 @@ TEST_P(SimBugs, CaughtWithin300Seeds) {
   FAIL() << "bug " << GetParam() << " was not caught within 300 seeds";
 }
 
-INSTANTIATE_TEST_SUITE_P(Injected, SimBugs, ::testing::ValuesIn(bug_names()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n) {
-                             if (c == '-') c = '_';
-                           }
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Injected, SimBugs, ::testing::ValuesIn(bug_names()), [](const auto& info) {
+  std::string n = info.param;
+  for (char& c : n) {
+    if (c == '-') c = '_';
+  }
+  return n;
+});
 
 // The linearizability checker alone catches the bugs that only it can see.
 TEST(SimBugs, LinearizabilityCheckerAloneCatchesStaleReadsAndLostWrites) {
