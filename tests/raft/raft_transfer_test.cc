@@ -22,14 +22,18 @@ TEST(RaftTransfer, ToAnUpToDateFollowerTranscript) {
   c.trace(true);
   ASSERT_TRUE(c.raft(1).transfer_leadership(2).is_ok());
   c.stabilize();
+  // A heartbeat precedes TimeoutNow so the target knows the commit index
+  // (it matters when the leader hands over after its own removal, C05).
   EXPECT_EQ(c.take_transcript(), expected(R"(
 > 1 ready
   leader_messages:
+    1->2 Heartbeat term=2 commit=2
     1->2 TimeoutNow term=2
 2 becomes Candidate term=3
 > 2 ready
   hard_state term=3 vote=2 commit=2
   messages:
+    2->1 HeartbeatResponse term=2
     2->1 Vote term=3 index=2 log_term=2 transfer
     2->3 Vote term=3 index=2 log_term=2 transfer
 1 becomes Follower term=3
