@@ -152,7 +152,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   void process() {
-    while (!busy_ && !queue_.empty() && !closed_) {
+    // Replies wait while too many bytes are unsent: a client that does not
+    // read its replies stops being served (and read), bounding memory.
+    while (!busy_ && !queue_.empty() && !closed_ && out_.size() < kMaxUnsentBytes) {
       Item item = std::move(queue_.front());
       queue_.pop_front();
       if (!item.error.empty()) {
@@ -531,8 +533,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                           finish();
                           return;
                         }
-                        flush();
-                        read_more();
+                        process();  // flushes and reads more
                       });
   }
 
