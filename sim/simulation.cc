@@ -436,10 +436,8 @@ void Sim::apply_entries(Node& n, const std::vector<raft::Entry>& entries) {
     if (it == n.proposals.end()) continue;
     Proposal prop = it->second;
     n.proposals.erase(it);
-    Term applied_term = 0;
-    for (const auto& e : entries) {
-      if (e.index == r.index) applied_term = e.term;
-    }
+    // Applied entries are contiguous: the result's entry is found by index.
+    Term applied_term = entries[r.index - entries.front().index].term;
     Packet reply;
     reply.kind = Packet::Kind::kForwardReply;
     reply.op_id = prop.op_id;

@@ -571,10 +571,8 @@ void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
     if (it == proposals_.end()) continue;
     Proposal p = it->second;
     proposals_.erase(it);
-    raft::Term applied_term = 0;
-    for (const auto& e : entries) {
-      if (e.index == r.index) applied_term = e.term;
-    }
+    // Applied entries are contiguous: the result's entry is found by index.
+    raft::Term applied_term = entries[r.index - entries.front().index].term;
     if (applied_term != p.term) {
       complete_proposal(p.request_id,
                         Status(Code::kTimeout, "leadership changed before the write committed; it was not applied"),
