@@ -10,12 +10,18 @@ namespace {
 
 check::OpKind to_check_kind(SimOp::Kind k) {
   switch (k) {
-    case SimOp::Kind::kAdd: return check::OpKind::kAdd;
-    case SimOp::Kind::kAddStrict: return check::OpKind::kAddStrict;
-    case SimOp::Kind::kRem: return check::OpKind::kRem;
-    case SimOp::Kind::kContains: return check::OpKind::kContains;
-    case SimOp::Kind::kMembers: return check::OpKind::kMembers;
-    case SimOp::Kind::kSize: return check::OpKind::kSize;
+    case SimOp::Kind::kAdd:
+      return check::OpKind::kAdd;
+    case SimOp::Kind::kAddStrict:
+      return check::OpKind::kAddStrict;
+    case SimOp::Kind::kRem:
+      return check::OpKind::kRem;
+    case SimOp::Kind::kContains:
+      return check::OpKind::kContains;
+    case SimOp::Kind::kMembers:
+      return check::OpKind::kMembers;
+    case SimOp::Kind::kSize:
+      return check::OpKind::kSize;
   }
   return check::OpKind::kAdd;
 }
@@ -39,10 +45,18 @@ check::History to_check_history(const std::vector<SimOp>& history, uint64_t end_
         op.outcome = check::Outcome::kOk;
         op.complete = static_cast<int64_t>(s.complete_us);
         switch (s.kind) {
-          case SimOp::Kind::kAddStrict: op.flag = !s.exists; break;
-          case SimOp::Kind::kContains: op.flag = s.present; break;
-          case SimOp::Kind::kMembers: op.result_members = s.result_members; break;
-          default: op.count = s.count; break;
+          case SimOp::Kind::kAddStrict:
+            op.flag = !s.exists;
+            break;
+          case SimOp::Kind::kContains:
+            op.flag = s.present;
+            break;
+          case SimOp::Kind::kMembers:
+            op.result_members = s.result_members;
+            break;
+          default:
+            op.count = s.count;
+            break;
         }
         break;
       case SimOp::Outcome::kFail:
@@ -52,8 +66,8 @@ check::History to_check_history(const std::vector<SimOp>& history, uint64_t end_
       default:
         // Unknown, or still pending when the run ended.
         op.outcome = check::Outcome::kUnknown;
-        op.complete = static_cast<int64_t>(s.outcome == SimOp::Outcome::kPending ? end_us
-                                                                                 : s.complete_us);
+        op.complete =
+            static_cast<int64_t>(s.outcome == SimOp::Outcome::kPending ? end_us : s.complete_us);
         break;
     }
     if (op.complete < op.invoke) op.complete = op.invoke;

@@ -104,16 +104,15 @@ int main(int argc, char** argv) {
     if (s == UINT64_MAX) break;
   }
   if (stats || hi > lo) {
-    std::printf(
-        "seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " failed; ops ok %" PRIu64 " failed %" PRIu64
-        " unknown %" PRIu64 "; crashes %" PRIu64 ", partitions %" PRIu64
-        ", lost unsynced writes %" PRIu64 ", snapshots taken %" PRIu64 " installed %" PRIu64
-        ", elections %" PRIu64 ", conf changes %" PRIu64 ", dropped msgs %" PRIu64
-        ", duplicated %" PRIu64 ", virtual %" PRIu64 " s\n",
-        lo, hi, failures, total.ops_ok, total.ops_failed, total.ops_unknown, total.crashes,
-        total.partitions, total.lost_unsynced_writes, total.snapshots_taken,
-        total.snapshots_installed, total.leader_elections, total.conf_changes,
-        total.messages_dropped, total.messages_duplicated, total.virtual_ms / 1000);
+    std::printf("seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " failed; ops ok %" PRIu64
+                " failed %" PRIu64 " unknown %" PRIu64 "; crashes %" PRIu64 ", partitions %" PRIu64
+                ", lost unsynced writes %" PRIu64 ", snapshots taken %" PRIu64 " installed %" PRIu64
+                ", elections %" PRIu64 ", conf changes %" PRIu64 ", dropped msgs %" PRIu64
+                ", duplicated %" PRIu64 ", virtual %" PRIu64 " s\n",
+                lo, hi, failures, total.ops_ok, total.ops_failed, total.ops_unknown, total.crashes,
+                total.partitions, total.lost_unsynced_writes, total.snapshots_taken,
+                total.snapshots_installed, total.leader_elections, total.conf_changes,
+                total.messages_dropped, total.messages_duplicated, total.virtual_ms / 1000);
   }
   return failures == 0 ? 0 : 1;
 }

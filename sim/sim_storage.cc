@@ -69,8 +69,8 @@ size_t SimRaftStorage::crash(const std::function<uint64_t(uint64_t)>& rand) {
     if (i + 1 == kept && a && extends && a->entries.size() > 1 && rand(2) == 0) {
       // Torn: only a prefix of the batch reached the platter.
       size_t n = 1 + rand(a->entries.size() - 1);
-      apply(*durable_, Append{std::vector<raft::Entry>(a->entries.begin(),
-                                                       a->entries.begin() + n)});
+      apply(*durable_,
+            Append{std::vector<raft::Entry>(a->entries.begin(), a->entries.begin() + n)});
     } else {
       apply(*durable_, op);
     }

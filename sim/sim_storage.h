@@ -48,10 +48,19 @@ class SimRaftStorage : public raft::Storage {
   size_t crash(const std::function<uint64_t(uint64_t)>& rand);
 
  private:
-  struct Append { std::vector<raft::Entry> entries; };
-  struct SetHardState { raft::HardState hs; };
-  struct ApplySnapshot { raft::Snapshot snapshot; };
-  struct CreateSnapshot { raft::Snapshot snapshot; uint64_t keep; };
+  struct Append {
+    std::vector<raft::Entry> entries;
+  };
+  struct SetHardState {
+    raft::HardState hs;
+  };
+  struct ApplySnapshot {
+    raft::Snapshot snapshot;
+  };
+  struct CreateSnapshot {
+    raft::Snapshot snapshot;
+    uint64_t keep;
+  };
   using Op = std::variant<Append, SetHardState, ApplySnapshot, CreateSnapshot>;
 
   static void apply(raft::MemoryStorage& s, const Op& op);

@@ -107,10 +107,10 @@ struct Node {
   bool persisting = false;
   raft::Role last_role = raft::Role::kFollower;
   std::map<Index, Proposal> proposals;
-  std::map<std::string, uint64_t> reads;          // ReadIndex context -> op
-  std::vector<std::pair<Index, uint64_t>> ready_reads;  // waiting for apply
+  std::map<std::string, uint64_t> reads;                 // ReadIndex context -> op
+  std::vector<std::pair<Index, uint64_t>> ready_reads;   // waiting for apply
   std::map<uint64_t, std::deque<uint64_t>> connections;  // client -> queued ops
-  std::set<uint64_t> forwarded;                   // ops handed to the leader
+  std::set<uint64_t> forwarded;                          // ops handed to the leader
   uint64_t read_seq = 0;
 };
 
@@ -124,9 +124,7 @@ class Sim {
 
  private:
   // Events.
-  void at(uint64_t t, std::function<void()> fn) {
-    queue_.push(Event{t, seq_++, std::move(fn)});
-  }
+  void at(uint64_t t, std::function<void()> fn) { queue_.push(Event{t, seq_++, std::move(fn)}); }
   void after(uint64_t dt, std::function<void()> fn) { at(now_ + dt, std::move(fn)); }
   void at_node(NodeId id, uint64_t dt, std::function<void(Node&)> fn) {
     uint64_t inc = nodes_.at(id).incarnation;
@@ -152,9 +150,7 @@ class Sim {
   // Network.
   void send_packet(NodeId from, NodeId to, Packet p, uint64_t extra_us = 0);
   void deliver(Node& n, const Packet& p);
-  bool link_up(NodeId from, NodeId to) const {
-    return !blocked_.count({from, to});
-  }
+  bool link_up(NodeId from, NodeId to) const { return !blocked_.count({from, to}); }
 
   // Client operations at a node.
   void client_submit(int client, std::vector<SimOp> ops);
@@ -211,7 +207,7 @@ class Sim {
   std::map<std::pair<NodeId, NodeId>, uint64_t> stream_last_us_;  // FIFO per link
 
   // Clients and history.
-  std::map<uint64_t, SimOp> ops_;          // id -> op (the history)
+  std::map<uint64_t, SimOp> ops_;  // id -> op (the history)
   std::map<uint64_t, uint64_t> op_deadline_;
   std::map<int, int> client_outstanding_;
   uint64_t next_op_ = 1;
@@ -222,7 +218,7 @@ class Sim {
   // Invariant state.
   std::map<Term, NodeId> leader_of_term_;
   std::map<Index, std::pair<Term, std::string>> applied_;  // index -> (term, data)
-  std::map<Index, Term> commit_term_bound_;  // >= the term each entry committed in
+  std::map<Index, Term> commit_term_bound_;                // >= the term each entry committed in
 };
 
 // ---------------------------------------------------------------------------
@@ -657,9 +653,15 @@ void Sim::client_reply(uint64_t op_id, SimOp res) {
   o.error = res.error;
   trace_.add(op_id * 131 + static_cast<uint64_t>(o.outcome) * 7 + o.count);
   switch (o.outcome) {
-    case SimOp::Outcome::kOk: result_.stats.ops_ok++; break;
-    case SimOp::Outcome::kFail: result_.stats.ops_failed++; break;
-    default: result_.stats.ops_unknown++; break;
+    case SimOp::Outcome::kOk:
+      result_.stats.ops_ok++;
+      break;
+    case SimOp::Outcome::kFail:
+      result_.stats.ops_failed++;
+      break;
+    default:
+      result_.stats.ops_unknown++;
+      break;
   }
   int client = o.client;
   if (--client_outstanding_[client] == 0) {
@@ -714,9 +716,15 @@ void Sim::node_start_op(Node& n, uint64_t op_id) {
   }
   set::Command cmd;
   switch (op.kind) {
-    case SimOp::Kind::kAdd: cmd = set::Command::add(op.key, op.members); break;
-    case SimOp::Kind::kAddStrict: cmd = set::Command::add_strict(op.key, op.members[0]); break;
-    default: cmd = set::Command::rem(op.key, op.members); break;
+    case SimOp::Kind::kAdd:
+      cmd = set::Command::add(op.key, op.members);
+      break;
+    case SimOp::Kind::kAddStrict:
+      cmd = set::Command::add_strict(op.key, op.members[0]);
+      break;
+    default:
+      cmd = set::Command::rem(op.key, op.members);
+      break;
   }
   std::string data = set::encode_command(cmd);
   if (n.raft->role() == raft::Role::kLeader) {
@@ -928,7 +936,8 @@ void Sim::partition_random() {
     }
   } else if (shape == 1 || shape == 2) {
     // Two sides: halves or a minority.
-    size_t split = shape == 1 ? all.size() / 2 : 1 + rng_.below(std::max<size_t>(1, all.size() / 2));
+    size_t split =
+        shape == 1 ? all.size() / 2 : 1 + rng_.below(std::max<size_t>(1, all.size() / 2));
     for (size_t i = 0; i < split; ++i) {
       for (size_t j = split; j < all.size(); ++j) cut(all[i], all[j]);
     }
@@ -1113,8 +1122,9 @@ bool Sim::settle() {
     }
     for (NodeId v : c.learners) state += " learner " + std::to_string(v);
   }
-  fail("liveness", "no leader or no write within " + std::to_string(kSettleLimitUs / kMs) +
-                       " ms after faults stopped",
+  fail("liveness",
+       "no leader or no write within " + std::to_string(kSettleLimitUs / kMs) +
+           " ms after faults stopped",
        state);
   return false;
 }
@@ -1185,12 +1195,18 @@ SimResult Sim::run() {
 
 const char* to_string(SimOp::Kind kind) {
   switch (kind) {
-    case SimOp::Kind::kAdd: return "add";
-    case SimOp::Kind::kAddStrict: return "add_strict";
-    case SimOp::Kind::kRem: return "rem";
-    case SimOp::Kind::kContains: return "contains";
-    case SimOp::Kind::kMembers: return "members";
-    case SimOp::Kind::kSize: return "size";
+    case SimOp::Kind::kAdd:
+      return "add";
+    case SimOp::Kind::kAddStrict:
+      return "add_strict";
+    case SimOp::Kind::kRem:
+      return "rem";
+    case SimOp::Kind::kContains:
+      return "contains";
+    case SimOp::Kind::kMembers:
+      return "members";
+    case SimOp::Kind::kSize:
+      return "size";
   }
   return "?";
 }

@@ -36,13 +36,13 @@ struct NodeBugs {
 
 struct SimOptions {
   uint64_t seed = 1;
-  int nodes = 3;             // 1..7
-  int ops = 300;             // client operations before the faults stop
+  int nodes = 3;  // 1..7
+  int ops = 300;  // client operations before the faults stop
   int clients = 4;
   int keys = 3;
-  int members = 4;           // member space per key
+  int members = 4;  // member space per key
   bool faults = true;
-  bool membership = true;    // random configuration changes
+  bool membership = true;  // random configuration changes
   /// Check the Raft invariants as the run goes (off: only the client
   /// history is checked, to show what the linearizability checker sees alone).
   bool invariants = true;
@@ -56,10 +56,10 @@ struct SimOp {
   enum class Outcome : uint8_t { kPending, kOk, kFail, kUnknown };
   uint64_t id = 0;
   int client = 0;
-  raft::NodeId node = 0;    // the node it was sent to
+  raft::NodeId node = 0;  // the node it was sent to
   Kind kind = Kind::kAdd;
   std::string key;
-  std::vector<std::string> members;   // arguments
+  std::vector<std::string> members;  // arguments
   uint64_t invoke_us = 0;
   uint64_t complete_us = 0;
   Outcome outcome = Outcome::kPending;
@@ -69,7 +69,7 @@ struct SimOp {
   bool present = false;
   bool exists = false;
   std::vector<std::string> result_members;
-  std::string error;        // the error code word when failed/unknown
+  std::string error;  // the error code word when failed/unknown
 };
 const char* to_string(SimOp::Kind kind);
 
@@ -96,8 +96,9 @@ struct SimStats {
 
 struct SimResult {
   bool ok = true;
-  std::string property;     // the violated property, e.g. "election safety"
-  std::string checker;      // which checker caught it ("raft-invariants", "linearizability", "liveness")
+  std::string property;  // the violated property, e.g. "election safety"
+  std::string
+      checker;  // which checker caught it ("raft-invariants", "linearizability", "liveness")
   std::string explanation;  // a short excerpt that shows it
   uint64_t trace_hash = 0;
   SimStats stats;

@@ -8,7 +8,6 @@
 // (ERR, TOOBIG, NOAUTH, WRONGPASS); 3 no quorum, timeout, cannot persist, busy,
 // removed or unreachable, with the error's code word on stderr.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -47,8 +46,8 @@ int print_failure(const Status& status) {
 
 // An error reply: prints it whole (it starts with its code word).
 int print_error_reply(const Reply& reply) {
-  static const std::set<std::string> kUnavailableWords = {
-      "NOQUORUM", "TIMEOUT", "NOSPACE", "BUSY", "REMOVED", "LOADING", "TRYAGAIN"};
+  static const std::set<std::string> kUnavailableWords = {"NOQUORUM", "TIMEOUT", "NOSPACE", "BUSY",
+                                                          "REMOVED",  "LOADING", "TRYAGAIN"};
   std::cerr << "cset: " << reply.text << "\n";
   return kUnavailableWords.count(reply.code_word()) ? kExitUnavailable : kExitUsage;
 }
@@ -61,8 +60,7 @@ int print_unexpected(const Reply& reply) {
 
 // Runs one command and hands its reply to `on_reply` unless it failed.
 template <typename OnReply>
-int run_one(FailoverClient& client, Command command, Idempotence idempotence,
-            OnReply on_reply) {
+int run_one(FailoverClient& client, Command command, Idempotence idempotence, OnReply on_reply) {
   auto replies = client.run({std::move(command)}, idempotence);
   if (!replies) return print_failure(replies.status());
   const Reply& reply = (*replies)[0];
@@ -197,11 +195,10 @@ int cmd_size(FailoverClient& client, const std::string& key) {
 
 // Cluster administration: the reply is printed as it comes (+OK).
 int cmd_admin(FailoverClient& client, Command command) {
-  return run_one(client, std::move(command), Idempotence::kNotIdempotent,
-                 [](const Reply& reply) {
-                   write_line(reply.as_text());
-                   return kExitOk;
-                 });
+  return run_one(client, std::move(command), Idempotence::kNotIdempotent, [](const Reply& reply) {
+    write_line(reply.as_text());
+    return kExitOk;
+  });
 }
 
 // ---- status ------------------------------------------------------------------
@@ -251,8 +248,8 @@ bool assign_field(NodeRow& row, const std::string& raw_name, const std::string& 
 // Fills a row from unnamed tokens by their content (SPEC.md's order is id,
 // peer address, client address, voter|learner, state, match index).
 void assign_by_content(NodeRow& row, const std::string& token) {
-  static const std::set<std::string> kStates = {"leader", "follower", "candidate", "unreachable",
-                                                "precandidate", "pre-candidate"};
+  static const std::set<std::string> kStates = {"leader",      "follower",     "candidate",
+                                                "unreachable", "precandidate", "pre-candidate"};
   std::string word = lower(token);
   if (word == "voter" || word == "learner") {
     row.role = word;
@@ -387,7 +384,8 @@ int cmd_status(FailoverClient& client) {
 
 // ---- command line ------------------------------------------------------------
 
-constexpr const char* kFooter = R"(Exit codes: 0 success; 1 negative answer (has: absent; add: already
+constexpr const char* kFooter =
+    R"(Exit codes: 0 success; 1 negative answer (has: absent; add: already
 present); 2 usage or a refused request (ERR, TOOBIG, NOAUTH); 3 no quorum, timeout,
 no space, busy, removed or unreachable (the code word is printed on stderr).
 

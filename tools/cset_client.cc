@@ -64,8 +64,8 @@ Reply convert(const redisReply& raw) {
 }
 
 Result<ContextPtr> connect(const Endpoint& endpoint, milliseconds timeout) {
-  ContextPtr context(redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port,
-                                             to_timeval(timeout)));
+  ContextPtr context(
+      redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, to_timeval(timeout)));
   if (!context) return Status(Code::kUnavailable, endpoint.to_string() + ": out of memory");
   if (context->err != 0) {
     return Status(Code::kUnavailable, endpoint.to_string() + ": " + context->errstr);
@@ -79,9 +79,9 @@ Result<ContextPtr> connect(const Endpoint& endpoint, milliseconds timeout) {
 // The failure of a connection after the request may have been sent.
 Status io_failure(const redisContext& context, int saved_errno, const Endpoint& endpoint,
                   milliseconds timeout) {
-  bool timed_out = (context.err == REDIS_ERR_IO &&
-                    (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) ||
-                   std::strstr(context.errstr, "temporarily unavailable") != nullptr;
+  bool timed_out =
+      (context.err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) ||
+      std::strstr(context.errstr, "temporarily unavailable") != nullptr;
   if (timed_out) {
     return Status(Code::kTimeout, "no reply from " + endpoint.to_string() + " within " +
                                       std::to_string(timeout.count()) + " ms");

@@ -1,10 +1,10 @@
 // csetd: one consistent-set node (SPEC.md "csetd"). Flags, TOML config,
 // logging and exit codes; the node itself is server/.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   cset::server::ServerOptions o;
   std::string initial_cluster, quorum = "tiebreak", config_file, log_level = "info",
                                log_format = "text";
-  app.add_option("--id", o.id, "node id, 1..2^63-1")->check(CLI::Range(uint64_t{1}, (uint64_t{1} << 63) - 1));
+  app.add_option("--id", o.id, "node id, 1..2^63-1")
+      ->check(CLI::Range(uint64_t{1}, (uint64_t{1} << 63) - 1));
   app.add_option("--data-dir", o.data_dir, "data directory");
   app.add_option("--peer-listen", o.peer_listen, "HOST:PORT for peers");
   app.add_option("--client-listen", o.client_listen, "HOST:PORT for clients (RESP)");
@@ -61,7 +62,8 @@ int main(int argc, char** argv) {
   app.add_flag("--join", o.join, "start empty and wait to be added (CSET.NODE ADD)");
   app.add_option("--advertise-peer", o.advertise_peer, "peer address others use");
   app.add_option("--advertise-client", o.advertise_client, "client address others show");
-  app.add_option("--cluster-token", o.cluster_token, "shared token; peers with another are refused");
+  app.add_option("--cluster-token", o.cluster_token,
+                 "shared token; peers with another are refused");
   app.add_option("--quorum", quorum, "tiebreak|majority (new clusters only)")
       ->check(CLI::IsMember({"tiebreak", "majority"}));
   app.add_option("--write-timeout", o.write_timeout_ms, "ms a request may wait for a quorum");
@@ -150,8 +152,10 @@ int main(int argc, char** argv) {
     std::string err;
     if (!parse_initial_cluster(initial_cluster, &o.initial_cluster, &err)) return usage(err);
   }
-  if (quorum != "tiebreak" && quorum != "majority") return usage("--quorum must be tiebreak or majority");
-  o.quorum = quorum == "majority" ? cset::raft::QuorumMode::kMajority : cset::raft::QuorumMode::kTiebreak;
+  if (quorum != "tiebreak" && quorum != "majority")
+    return usage("--quorum must be tiebreak or majority");
+  o.quorum =
+      quorum == "majority" ? cset::raft::QuorumMode::kMajority : cset::raft::QuorumMode::kTiebreak;
   o.quorum_given = app.count("--quorum") > 0;
   if (o.heartbeat_ms == 0 || o.election_timeout_ms <= o.heartbeat_ms) {
     return usage("--election-timeout-ms must be larger than --heartbeat-ms > 0");
@@ -165,9 +169,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (log_format == "json") {
-    spdlog::set_pattern(
-        "{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",\"level\":\"%l\",\"node\":" + std::to_string(o.id) +
-        ",\"msg\":\"%v\"}");
+    spdlog::set_pattern("{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",\"level\":\"%l\",\"node\":" +
+                        std::to_string(o.id) + ",\"msg\":\"%v\"}");
   } else {
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] node " + std::to_string(o.id) + ": %v");
   }

@@ -19,16 +19,16 @@ namespace cset {
 enum class Code : uint8_t {
   kOk = 0,
   // Client-facing (SPEC.md "Errors").
-  kErr,          // ERR: syntax, arity, unknown command, bad argument.
-  kNoQuorum,     // NOQUORUM: never proposed, nothing changed.
-  kTimeout,      // TIMEOUT: passed the point of no return; outcome unknown.
-  kNoSpace,      // NOSPACE: cannot persist; nothing changed.
-  kBusy,         // BUSY: a configuration change is already in flight.
-  kRemoved,      // REMOVED: this node was removed from the cluster.
-  kTooBig,       // TOOBIG: key, member or request over its limit.
-  kExists,       // EXISTS: CSET.ADD of a present member.
-  kNoAuth,       // NOAUTH
-  kWrongPass,    // WRONGPASS
+  kErr,             // ERR: syntax, arity, unknown command, bad argument.
+  kNoQuorum,        // NOQUORUM: never proposed, nothing changed.
+  kTimeout,         // TIMEOUT: passed the point of no return; outcome unknown.
+  kNoSpace,         // NOSPACE: cannot persist; nothing changed.
+  kBusy,            // BUSY: a configuration change is already in flight.
+  kRemoved,         // REMOVED: this node was removed from the cluster.
+  kTooBig,          // TOOBIG: key, member or request over its limit.
+  kExists,          // EXISTS: CSET.ADD of a present member.
+  kNoAuth,          // NOAUTH
+  kWrongPass,       // WRONGPASS
   kSessionExpired,  // SESSIONEXPIRED: a retry on an expired client session.
   // Internal.
   kNotLeader,    // a proposal reached a node that is not (or no longer) leader.
@@ -70,9 +70,18 @@ class Result {
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
   const T& operator*() const& { return value(); }
   T& operator*() & { return value(); }
   const T* operator->() const { return &value(); }

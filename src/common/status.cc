@@ -4,18 +4,30 @@ namespace cset {
 
 std::string_view code_word(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kNoQuorum: return "NOQUORUM";
-    case Code::kTimeout: return "TIMEOUT";
-    case Code::kNoSpace: return "NOSPACE";
-    case Code::kBusy: return "BUSY";
-    case Code::kRemoved: return "REMOVED";
-    case Code::kTooBig: return "TOOBIG";
-    case Code::kExists: return "EXISTS";
-    case Code::kNoAuth: return "NOAUTH";
-    case Code::kWrongPass: return "WRONGPASS";
-    case Code::kSessionExpired: return "SESSIONEXPIRED";
-    default: return "ERR";
+    case Code::kOk:
+      return "OK";
+    case Code::kNoQuorum:
+      return "NOQUORUM";
+    case Code::kTimeout:
+      return "TIMEOUT";
+    case Code::kNoSpace:
+      return "NOSPACE";
+    case Code::kBusy:
+      return "BUSY";
+    case Code::kRemoved:
+      return "REMOVED";
+    case Code::kTooBig:
+      return "TOOBIG";
+    case Code::kExists:
+      return "EXISTS";
+    case Code::kNoAuth:
+      return "NOAUTH";
+    case Code::kWrongPass:
+      return "WRONGPASS";
+    case Code::kSessionExpired:
+      return "SESSIONEXPIRED";
+    default:
+      return "ERR";
   }
 }
 

@@ -6,9 +6,12 @@ namespace cset::raft {
 
 const char* to_string(ProgressState state) {
   switch (state) {
-    case ProgressState::kProbe: return "probe";
-    case ProgressState::kReplicate: return "replicate";
-    case ProgressState::kSnapshot: return "snapshot";
+    case ProgressState::kProbe:
+      return "probe";
+    case ProgressState::kReplicate:
+      return "replicate";
+    case ProgressState::kSnapshot:
+      return "snapshot";
   }
   return "?";
 }
@@ -114,9 +117,12 @@ void Progress::sent_entries(Index last, uint64_t bytes) {
 
 bool Progress::paused() const {
   switch (state) {
-    case ProgressState::kProbe: return probe_sent;
-    case ProgressState::kReplicate: return inflights.full();
-    case ProgressState::kSnapshot: return true;
+    case ProgressState::kProbe:
+      return probe_sent;
+    case ProgressState::kReplicate:
+      return inflights.full();
+    case ProgressState::kSnapshot:
+      return true;
   }
   return true;
 }

@@ -59,13 +59,13 @@ struct Progress {
   Index match = 0;
   Index next = 1;
   ProgressState state = ProgressState::kProbe;
-  bool probe_sent = false;         // kProbe: an append is outstanding
-  bool recent_active = false;      // heard from since the last check-quorum round
+  bool probe_sent = false;     // kProbe: an append is outstanding
+  bool recent_active = false;  // heard from since the last check-quorum round
   // kSnapshot: the snapshot being sent and how far the follower confirmed.
   Index pending_snapshot = 0;
   uint64_t snapshot_offset = 0;
   bool snapshot_chunk_inflight = false;
-  int snapshot_ticks = 0;          // ticks since the last chunk was sent
+  int snapshot_ticks = 0;  // ticks since the last chunk was sent
   Inflights inflights;
 
   void become_probe();

@@ -30,12 +30,15 @@ bool contains_id(const std::vector<NodeId>& ids, NodeId id) {
 bool promises_durability(const Message& m) {
   switch (m.type) {
     case MessageType::kVote:
-    case MessageType::kPreVote: return true;
+    case MessageType::kPreVote:
+      return true;
     case MessageType::kVoteResponse:
     case MessageType::kPreVoteResponse:
     case MessageType::kAppendResponse:
-    case MessageType::kSnapshotResponse: return !m.reject;
-    default: return false;
+    case MessageType::kSnapshotResponse:
+      return !m.reject;
+    default:
+      return false;
   }
 }
 
@@ -99,8 +102,9 @@ Status Raft::load() {
     const Entry& e = ents->front();
     if (e.type != EntryType::kConfig) continue;
     auto cfg = decode_configuration(e.data);
-    if (!cfg.ok()) return Status(Code::kCorrupt, "raft: bad configuration entry at index " +
-                                                     std::to_string(i) + ": " + cfg.status().message());
+    if (!cfg.ok())
+      return Status(Code::kCorrupt, "raft: bad configuration entry at index " + std::to_string(i) +
+                                        ": " + cfg.status().message());
     if (i <= hs.commit) {
       config_ = *cfg;
       config_index_ = i;
@@ -368,7 +372,8 @@ bool Raft::quorum_active() {
     pr.recent_active = false;
   }
 #ifdef CSET_TEST_HOOKS
-  if (opts_.bugs.tiebreaker_from_reachable) return reachable_tiebreak_quorum(active).is_quorum(active);
+  if (opts_.bugs.tiebreaker_from_reachable)
+    return reachable_tiebreak_quorum(active).is_quorum(active);
 #endif
   return quorum_.is_quorum(active);
 }
@@ -396,8 +401,8 @@ void Raft::step(const Message& m) {
       // Leader stickiness (§4.2.3 / §9.6): a node that heard from a leader
       // within the minimum election timeout ignores vote requests, unless
       // the candidate campaigns on the leader's own TimeoutNow.
-      bool in_lease = opts_.check_quorum && leader_ != kNoNode &&
-                      election_elapsed_ < opts_.election_ticks;
+      bool in_lease =
+          opts_.check_quorum && leader_ != kNoNode && election_elapsed_ < opts_.election_ticks;
       if (in_lease && !m.transfer) return;
     }
     if (m.type == MessageType::kPreVote) {
@@ -438,10 +443,16 @@ void Raft::step(const Message& m) {
     return;
   }
   switch (role_) {
-    case Role::kLeader: step_leader(m); break;
+    case Role::kLeader:
+      step_leader(m);
+      break;
     case Role::kCandidate:
-    case Role::kPreCandidate: step_candidate(m); break;
-    default: step_follower(m); break;
+    case Role::kPreCandidate:
+      step_candidate(m);
+      break;
+    default:
+      step_follower(m);
+      break;
   }
 }
 
@@ -450,11 +461,11 @@ void Raft::handle_vote_request(const Message& m) {
   if (storage_failed_) return;
   bool can_vote = vote_ == m.from || (vote_ == kNoNode && leader_ == kNoNode) ||
                   (m.type == MessageType::kPreVote && m.term > term_);
-  bool log_ok = log_.is_up_to_date(m.index, m.log_term) ||
-                bug(&InjectedBugs::vote_without_log_check);
+  bool log_ok =
+      log_.is_up_to_date(m.index, m.log_term) || bug(&InjectedBugs::vote_without_log_check);
   Message resp;
-  resp.type = m.type == MessageType::kVote ? MessageType::kVoteResponse
-                                           : MessageType::kPreVoteResponse;
+  resp.type =
+      m.type == MessageType::kVote ? MessageType::kVoteResponse : MessageType::kPreVoteResponse;
   resp.to = m.from;
   if (can_vote && log_ok) {
     // Paper §5.2/§5.4; a pre-vote grant answers in the asked term.
@@ -590,8 +601,8 @@ void Raft::handle_snapshot_chunk(const Message& m) {
     receiving_snapshot_ = Snapshot{m.snapshot_meta, m.snapshot_chunk};
   } else if (same && m.snapshot_offset == receiving_snapshot_->data.size()) {
     receiving_snapshot_->data += m.snapshot_chunk;
-  } else if (same && m.snapshot_offset + m.snapshot_chunk.size() <=
-                         receiving_snapshot_->data.size()) {
+  } else if (same &&
+             m.snapshot_offset + m.snapshot_chunk.size() <= receiving_snapshot_->data.size()) {
     // A duplicate chunk: acknowledge what we have.
   } else {
     // Out of order (a transfer cut short, or we restarted): say where we are;
@@ -602,8 +613,8 @@ void Raft::handle_snapshot_chunk(const Message& m) {
     return;
   }
   resp.snapshot_offset = receiving_snapshot_->data.size();
-  if (m.snapshot_done && m.snapshot_offset + m.snapshot_chunk.size() ==
-                             receiving_snapshot_->data.size()) {
+  if (m.snapshot_done &&
+      m.snapshot_offset + m.snapshot_chunk.size() == receiving_snapshot_->data.size()) {
     Snapshot snap = std::move(*receiving_snapshot_);
     receiving_snapshot_.reset();
     restore_snapshot(std::move(snap));
@@ -712,7 +723,8 @@ void Raft::handle_snapshot_response(const Message& m, Progress& pr) {
   }
   if (m.index != pr.pending_snapshot) return;  // about another snapshot
   pr.snapshot_chunk_inflight = false;
-  pr.snapshot_offset = m.reject ? m.snapshot_offset : std::max(pr.snapshot_offset, m.snapshot_offset);
+  pr.snapshot_offset =
+      m.reject ? m.snapshot_offset : std::max(pr.snapshot_offset, m.snapshot_offset);
   send_snapshot_chunk(m.from, pr);
 }
 
@@ -792,9 +804,7 @@ void Raft::commit_to(Index index) {
   }
 }
 
-bool Raft::committed_current_term() const {
-  return log_.term_or_zero(log_.committed()) == term_;
-}
+bool Raft::committed_current_term() const { return log_.term_or_zero(log_.committed()) == term_; }
 
 bool Raft::send_append(NodeId to, bool send_if_empty) {
   auto it = progress_.find(to);
@@ -933,7 +943,8 @@ Result<Configuration> Raft::next_config(const std::vector<ConfChange>& changes) 
   for (const auto& ch : changes) {
     if (ch.id == kNoNode) return Status(Code::kInvalid, "node id 0");
     if (contains_id(c.removed, ch.id)) {
-      return Status(Code::kInvalid, "node " + std::to_string(ch.id) + " was removed; ids are never reused");
+      return Status(Code::kInvalid,
+                    "node " + std::to_string(ch.id) + " was removed; ids are never reused");
     }
     auto in = [](std::vector<NodeId>& v, NodeId id) {
       return std::find(v.begin(), v.end(), id) != v.end();
@@ -998,7 +1009,8 @@ Result<Configuration> Raft::next_config(const std::vector<ConfChange>& changes) 
 
 Result<Index> Raft::propose_conf_change(const std::vector<ConfChange>& changes) {
   if (role_ != Role::kLeader) return Status(Code::kNotLeader, "not the leader");
-  if (transfer_target_ != kNoNode) return Status(Code::kNotLeader, "leadership transfer in progress");
+  if (transfer_target_ != kNoNode)
+    return Status(Code::kNotLeader, "leadership transfer in progress");
   if (!committed_current_term()) {
     return Status(Code::kBusy, "the leader has not yet committed an entry of its term");
   }

@@ -70,14 +70,14 @@ namespace cset::raft {
 /// simulator can show that its checkers catch them (issue 3). All false by
 /// default; a production build has no way to set them.
 struct InjectedBugs {
-  bool commit_on_minority = false;          // commit with fewer than a quorum
-  bool commit_old_term = false;             // count old-term entries (Figure 8)
-  bool vote_without_log_check = false;      // grant without the up-to-date check
-  bool leader_counts_unsynced = false;      // self match = last index, not durable
+  bool commit_on_minority = false;             // commit with fewer than a quorum
+  bool commit_old_term = false;                // count old-term entries (Figure 8)
+  bool vote_without_log_check = false;         // grant without the up-to-date check
+  bool leader_counts_unsynced = false;         // self match = last index, not durable
   bool read_index_before_term_commit = false;  // ReadIndex before own-term commit
-  bool quorum_half_inclusive = false;       // >= half the weight instead of >
-  bool tiebreaker_from_reachable = false;   // tie-breaker = lowest reachable id
-  bool single_server_change = false;        // voter changes without joint consensus
+  bool quorum_half_inclusive = false;          // >= half the weight instead of >
+  bool tiebreaker_from_reachable = false;      // tie-breaker = lowest reachable id
+  bool single_server_change = false;           // voter changes without joint consensus
 };
 
 struct Options {

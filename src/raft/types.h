@@ -71,16 +71,16 @@ struct Member {
 /// voter in `incoming`; each non-empty voter list holds its tie-breaker.
 struct Configuration {
   QuorumMode mode = QuorumMode::kTiebreak;
-  std::vector<NodeId> voters;              // C_new (or the only configuration)
-  NodeId tiebreaker = kNoNode;             // of `voters`
-  std::vector<NodeId> outgoing_voters;     // C_old while joint, else empty
-  NodeId outgoing_tiebreaker = kNoNode;    // of `outgoing_voters`
+  std::vector<NodeId> voters;            // C_new (or the only configuration)
+  NodeId tiebreaker = kNoNode;           // of `voters`
+  std::vector<NodeId> outgoing_voters;   // C_old while joint, else empty
+  NodeId outgoing_tiebreaker = kNoNode;  // of `outgoing_voters`
   std::vector<NodeId> learners;
-  std::vector<Member> members;             // every voter and learner, sorted by id
-  std::vector<NodeId> removed;             // ids never to be reused, sorted
+  std::vector<Member> members;  // every voter and learner, sorted by id
+  std::vector<NodeId> removed;  // ids never to be reused, sorted
 
   bool joint() const { return !outgoing_voters.empty(); }
-  bool is_voter(NodeId id) const;          // in either half
+  bool is_voter(NodeId id) const;  // in either half
   bool is_learner(NodeId id) const;
   bool contains(NodeId id) const { return is_voter(id) || is_learner(id); }
   const Member* member(NodeId id) const;
@@ -109,18 +109,18 @@ struct Snapshot {
 };
 
 enum class MessageType : uint8_t {
-  kPreVote,            // dissertation §9.6; term = the term the sender would campaign in
+  kPreVote,  // dissertation §9.6; term = the term the sender would campaign in
   kPreVoteResponse,
-  kVote,               // RequestVote
+  kVote,  // RequestVote
   kVoteResponse,
-  kAppend,             // AppendEntries with entries (possibly none: a probe)
+  kAppend,  // AppendEntries with entries (possibly none: a probe)
   kAppendResponse,
-  kHeartbeat,          // AppendEntries carrying only commit and a ReadIndex context
+  kHeartbeat,  // AppendEntries carrying only commit and a ReadIndex context
   kHeartbeatResponse,
-  kSnapshot,           // one InstallSnapshot chunk (dissertation §5.3)
+  kSnapshot,  // one InstallSnapshot chunk (dissertation §5.3)
   kSnapshotResponse,
-  kTimeoutNow,         // leadership transfer (dissertation §3.10)
-  kReadIndex,          // a follower asks the leader for a read index (§6.4)
+  kTimeoutNow,  // leadership transfer (dissertation §3.10)
+  kReadIndex,   // a follower asks the leader for a read index (§6.4)
   kReadIndexResponse,
 };
 

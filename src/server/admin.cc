@@ -20,11 +20,15 @@ const char* mode_name(raft::QuorumMode m) {
 
 std::string role_name(raft::Role r) {
   switch (r) {
-    case raft::Role::kLeader: return "leader";
+    case raft::Role::kLeader:
+      return "leader";
     case raft::Role::kCandidate:
-    case raft::Role::kPreCandidate: return "candidate";
-    case raft::Role::kLearner: return "learner";
-    default: return "follower";
+    case raft::Role::kPreCandidate:
+      return "candidate";
+    case raft::Role::kLearner:
+      return "learner";
+    default:
+      return "follower";
   }
 }
 
@@ -111,7 +115,8 @@ void Server::Impl::cset_nodes(std::string* out, int protocol) {
     {
       std::lock_guard<std::mutex> lock(registry_mu_);
       auto it = learned_.find(m.id);
-      if (it != learned_.end() && r.client_address.empty()) r.client_address = it->second.client_address;
+      if (it != learned_.end() && r.client_address.empty())
+        r.client_address = it->second.client_address;
     }
     if (m.id == opt_.id) r.client_address = opt_.advertise_client;
     std::string state;
@@ -196,12 +201,13 @@ void Server::Impl::admin_command(const std::string& what, uint64_t id, const std
   }
   auto idx = raft_->propose_conf_change({ch});
   if (!idx.ok()) {
-    Code c = idx.code() == Code::kBusy ? Code::kBusy
+    Code c = idx.code() == Code::kBusy       ? Code::kBusy
              : idx.code() == Code::kNoQuorum ? Code::kNoQuorum
                                              : Code::kErr;
     return done(Status(c, idx.status().message()));
   }
-  admin_waiting_.push_back({*idx, raft_->term(), std::move(done), now_ms() + opt_.write_timeout_ms});
+  admin_waiting_.push_back(
+      {*idx, raft_->term(), std::move(done), now_ms() + opt_.write_timeout_ms});
   kick();
 }
 
@@ -304,7 +310,9 @@ void Server::Impl::publish_status() {
   mt += "cset_fsync_seconds_bucket{le=\"+Inf\"} " + std::to_string(cum) + "\n";
   mt += "cset_fsync_seconds_sum " + std::to_string(metrics_.fsync_sum_s) + "\n";
   mt += "cset_fsync_seconds_count " + std::to_string(metrics_.fsync_count) + "\n";
-  mt += "# HELP cset_peer_lag_entries entries a peer is behind the leader\n# TYPE cset_peer_lag_entries gauge\n";
+  mt +=
+      "# HELP cset_peer_lag_entries entries a peer is behind the leader\n# TYPE "
+      "cset_peer_lag_entries gauge\n";
   for (const auto& p : raft_->peers()) {
     if (p.id == opt_.id) continue;
     mt += "cset_peer_lag_entries{peer=\"" + std::to_string(p.id) + "\"} " +

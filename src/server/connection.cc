@@ -203,8 +203,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // --- Writes -------------------------------------------------------------
 
-  void write_command(set::Command cmd, std::function<void(const Status&, const set::ApplyResult&,
-                                                            resp::ReplyWriter&)> reply) {
+  void write_command(
+      set::Command cmd,
+      std::function<void(const Status&, const set::ApplyResult&, resp::ReplyWriter&)> reply) {
     busy_ = true;
     auto self = shared_from_this();
     server_->submit_write(set::encode_command(cmd),
@@ -393,7 +394,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void run(resp::Auth& r) {
     auto w = writer();
     if (server_->options().requirepass.empty()) {
-      return w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+      return w.error(
+          "ERR AUTH <password> called without any password configured for the default user. Are "
+          "you sure your configuration is correct?");
     }
     if (!check_password(r.username.value_or(""), r.password)) {
       return w.error("WRONGPASS invalid username-password pair or user is disabled.");
@@ -415,7 +418,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       authenticated_ = true;
       parser_.set_authenticated(true);
     }
-    if (!authenticated_) return w.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    if (!authenticated_)
+      return w.error(
+          "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+          "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
+          "RESP protocol version at the same time");
     if (r.protover) protocol_ = *r.protover;
     if (r.setname) name_ = *r.setname;
     resp::ReplyWriter w2(&out_, protocol_);
@@ -450,8 +457,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void run(resp::ClientId&) { writer().integer(static_cast<int64_t>(id_)); }
   void run(resp::ClientSetinfo&) { writer().ok(); }
   void run(resp::ClientInfo&) {
-    writer().bulk_string("id=" + std::to_string(id_) + " name=" + name_ + " db=0 resp=" +
-                         std::to_string(protocol_) + "\n");
+    writer().bulk_string("id=" + std::to_string(id_) + " name=" + name_ +
+                         " db=0 resp=" + std::to_string(protocol_) + "\n");
   }
   void run(resp::CommandQuery& r) {
     auto w = writer();

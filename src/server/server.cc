@@ -1,14 +1,13 @@
 // The node runtime's loop: raft ready processing, proposals and forwarding,
 // reads, snapshots. Client connections are in connection.cc, the admin
 // server and INFO text in admin.cc.
-#include "server/server_impl.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <random>
 
 #include "raft/codec.h"
+#include "server/server_impl.h"
 #include "set/command.h"
 
 namespace cset::server {
@@ -73,7 +72,6 @@ Server::Impl::Impl(const ServerOptions& o) : opt_(o), limits_() {
   if (opt_.advertise_peer.empty()) opt_.advertise_peer = opt_.peer_listen;
   if (opt_.advertise_client.empty()) opt_.advertise_client = opt_.client_listen;
 }
-
 
 namespace {
 
@@ -177,8 +175,8 @@ bool Server::Impl::open(StartError* error) {
   ro.storage = store_.get();
   ro.applied = sm_->applied_index();
   ro.heartbeat_ticks = 1;
-  ro.election_ticks = static_cast<int>(std::max<uint64_t>(2, opt_.election_timeout_ms /
-                                                                 std::max<uint64_t>(1, opt_.heartbeat_ms)));
+  ro.election_ticks = static_cast<int>(
+      std::max<uint64_t>(2, opt_.election_timeout_ms / std::max<uint64_t>(1, opt_.heartbeat_ms)));
   std::random_device rd;
   ro.random_seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   auto r = raft::Raft::create(ro);
@@ -277,7 +275,8 @@ std::optional<std::string> Server::Impl::validate_handshake(const net::Handshake
   }
   auto it = registry_.find(h.node_id());
   if (it == registry_.end()) {
-    if (removed_ids_.count(h.node_id())) return "node " + std::to_string(h.node_id()) + " was removed from this cluster";
+    if (removed_ids_.count(h.node_id()))
+      return "node " + std::to_string(h.node_id()) + " was removed from this cluster";
     return "node " + std::to_string(h.node_id()) + " is not a member of this cluster";
   }
   if (!it->second.incarnation.empty() && it->second.incarnation != hex(h.incarnation())) {
@@ -374,16 +373,16 @@ void Server::Impl::process_ready() {
     Status s;
     if (rd.snapshot) {
       raft::Snapshot snap = *rd.snapshot;
-      s = store_->install_snapshot(snap, [&] {
-        return sm_->restore_snapshot(snap.data, snap.meta.index);
-      });
+      s = store_->install_snapshot(
+          snap, [&] { return sm_->restore_snapshot(snap.data, snap.meta.index); });
       if (s) {
         metrics_.snapshots_installed++;
         spdlog::info("installed snapshot at index {}", snap.meta.index);
       }
     }
     auto t0 = std::chrono::steady_clock::now();
-    if (s && (!rd.entries.empty() || rd.hard_state)) s = store_->save(rd.entries, rd.hard_state, true);
+    if (s && (!rd.entries.empty() || rd.hard_state))
+      s = store_->save(rd.entries, rd.hard_state, true);
     metrics_.observe_fsync(std::chrono::steady_clock::now() - t0);
     if (!s) {
       on_storage_failure(s);
@@ -417,7 +416,10 @@ void Server::Impl::on_storage_failure(const Status& s) {
     if (!w.proposed && !w.forwarded) refused.push_back(id);
   }
   for (uint64_t id : refused) {
-    finish_write(id, Status(Code::kNoSpace, "this node cannot persist (disk full or I/O error); nothing changed"), {});
+    finish_write(id,
+                 Status(Code::kNoSpace,
+                        "this node cannot persist (disk full or I/O error); nothing changed"),
+                 {});
   }
 }
 
@@ -442,8 +444,12 @@ void Server::Impl::on_tick() {
     if (it == writes_.end()) continue;
     bool passed = it->second.proposed || it->second.forwarded;
     finish_write(id,
-                 passed ? Status(Code::kTimeout, "the write was sent to the leader but its commit was not confirmed in time: the outcome is unknown")
-                        : Status(Code::kNoQuorum, "no quorum within the write timeout; the request was never proposed, nothing changed"),
+                 passed ? Status(Code::kTimeout,
+                                 "the write was sent to the leader but its commit was not "
+                                 "confirmed in time: the outcome is unknown")
+                        : Status(Code::kNoQuorum,
+                                 "no quorum within the write timeout; the request was never "
+                                 "proposed, nothing changed"),
                  {});
   }
   std::vector<uint64_t> expired_reads;
@@ -455,7 +461,8 @@ void Server::Impl::on_tick() {
     }
   }
   for (uint64_t id : expired_reads) {
-    finish_read(id, Status(Code::kNoQuorum, "no quorum within the write timeout: the read could not be confirmed"));
+    finish_read(id, Status(Code::kNoQuorum,
+                           "no quorum within the write timeout: the read could not be confirmed"));
   }
 }
 
@@ -485,7 +492,8 @@ void Server::Impl::start_write(uint64_t id) {
   PendingWrite& w = it->second;
   if (storage_failed_) return;  // waits; NOSPACE or NOQUORUM at its deadline
   if (raft_->role() == raft::Role::kLeader) {
-    if (raft_->leaving() || raft_->transfer_target() != raft::kNoNode) return;  // wait for the next leader
+    if (raft_->leaving() || raft_->transfer_target() != raft::kNoNode)
+      return;  // wait for the next leader
     w.queued = true;
     proposal_queue_.push_back(id);
     kick();
@@ -531,7 +539,10 @@ void Server::Impl::flush_proposals() {
       if (auto it = writes_.find(id); it != writes_.end()) {
         it->second.queued = false;
         if (last.code() == Code::kNoSpace) {
-          finish_write(id, Status(Code::kNoSpace, "this node cannot persist (disk full or I/O error); nothing changed"), {});
+          finish_write(id,
+                       Status(Code::kNoSpace,
+                              "this node cannot persist (disk full or I/O error); nothing changed"),
+                       {});
         }
       } else {
         refuse_remote(id, last.status());
@@ -575,17 +586,21 @@ void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
     raft::Term applied_term = entries[r.index - entries.front().index].term;
     if (applied_term != p.term) {
       complete_proposal(p.request_id,
-                        Status(Code::kTimeout, "leadership changed before the write committed; it was not applied"),
+                        Status(Code::kTimeout,
+                               "leadership changed before the write committed; it was not applied"),
                         {});
     } else {
-      complete_proposal(p.request_id, r.status.code() == Code::kCorrupt ? r.status : Status::ok(), r);
+      complete_proposal(p.request_id, r.status.code() == Code::kCorrupt ? r.status : Status::ok(),
+                        r);
     }
   }
   // Proposals below the applied index that were not applied here were
   // overwritten (their index holds another entry): never applied.
   for (auto it = proposals_.begin(); it != proposals_.end() && it->first <= sm_->applied_index();) {
-    complete_proposal(it->second.request_id,
-                      Status(Code::kTimeout, "leadership changed before the write committed; it was not applied"), {});
+    complete_proposal(
+        it->second.request_id,
+        Status(Code::kTimeout, "leadership changed before the write committed; it was not applied"),
+        {});
     it = proposals_.erase(it);
   }
   if (config_changed) on_config_applied();
@@ -676,8 +691,8 @@ void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
         r.count = rep.count();
         r.index = rep.index();
         if (code == Code::kExists) r.status = Status(Code::kExists, rep.message());
-        Status s = code == Code::kOk || code == Code::kExists ? Status::ok()
-                                                             : Status(code, rep.message());
+        Status s =
+            code == Code::kOk || code == Code::kExists ? Status::ok() : Status(code, rep.message());
         finish_write(rep.request_id(), s, r);
       }
     }
@@ -702,7 +717,8 @@ void Server::Impl::start_read(uint64_t id) {
   auto it = reads_.find(id);
   if (it == reads_.end()) return;
   PendingRead& r = it->second;
-  r.context = std::to_string(opt_.id) + ":" + std::to_string(id) + ":" + std::to_string(++read_seq_);
+  r.context =
+      std::to_string(opt_.id) + ":" + std::to_string(id) + ":" + std::to_string(++read_seq_);
   r.retry_ms = now_ms() + 2 * opt_.election_timeout_ms;
   if (raft_->read_index(r.context).is_ok()) {
     read_contexts_[r.context] = id;
@@ -744,8 +760,10 @@ void Server::Impl::fail_all_pending() {
   for (uint64_t id : ids) {
     auto& w = writes_.at(id);
     bool passed = w.proposed || w.forwarded;
-    finish_write(id, passed ? Status(Code::kTimeout, "the node is shutting down; the outcome is unknown")
-                            : Status(Code::kNoQuorum, "the node is shutting down; nothing changed"),
+    finish_write(id,
+                 passed
+                     ? Status(Code::kTimeout, "the node is shutting down; the outcome is unknown")
+                     : Status(Code::kNoQuorum, "the node is shutting down; nothing changed"),
                  {});
   }
   ids.clear();

@@ -35,10 +35,10 @@ namespace cset::server {
 struct ServerOptions {
   raft::NodeId id = 0;
   std::string data_dir;
-  std::string peer_listen;       // host:port
-  std::string client_listen;     // host:port
-  std::string advertise_peer;    // default: peer_listen
-  std::string advertise_client;  // default: client_listen
+  std::string peer_listen;                                            // host:port
+  std::string client_listen;                                          // host:port
+  std::string advertise_peer;                                         // default: peer_listen
+  std::string advertise_client;                                       // default: client_listen
   std::vector<std::pair<raft::NodeId, std::string>> initial_cluster;  // id, peer address
   bool join = false;
   std::string cluster_token;

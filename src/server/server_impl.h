@@ -3,7 +3,6 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -57,12 +56,14 @@ struct Metrics {
   uint64_t connections_total = 0;
   std::map<std::string, uint64_t> errors;  // by code word
   // fsync latency histogram, upper bounds in microseconds.
-  static constexpr uint64_t kBucketsUs[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000};
+  static constexpr uint64_t kBucketsUs[] = {100,  250,   500,   1000,   2500,
+                                            5000, 10000, 25000, 100000, 1000000};
   uint64_t fsync_buckets[11] = {};
   uint64_t fsync_count = 0;
   double fsync_sum_s = 0;
   void observe_fsync(std::chrono::steady_clock::duration d) {
-    uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    uint64_t us =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
     size_t i = 0;
     while (i < 10 && us > kBucketsUs[i]) ++i;
     fsync_buckets[i]++;

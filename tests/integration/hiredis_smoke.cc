@@ -72,14 +72,14 @@ void plain_commands(redisContext* context, const char* key) {
   check(is_integer(absent.get(), 0), "SISMEMBER zz → 0, got " + describe(absent.get()));
 
   const char binary[] = {'x', '\0', '\r', '\n', '\xff'};
-  ReplyPtr bin_add(static_cast<redisReply*>(
-      redisCommand(context, "SADD %s %b", key, binary, sizeof(binary))));
+  ReplyPtr bin_add(
+      static_cast<redisReply*>(redisCommand(context, "SADD %s %b", key, binary, sizeof(binary))));
   check(is_integer(bin_add.get(), 1), "SADD binary → 1, got " + describe(bin_add.get()));
   ReplyPtr bin_has(static_cast<redisReply*>(
       redisCommand(context, "SISMEMBER %s %b", key, binary, sizeof(binary))));
   check(is_integer(bin_has.get(), 1), "SISMEMBER binary → 1, got " + describe(bin_has.get()));
-  ReplyPtr bin_prefix(static_cast<redisReply*>(
-      redisCommand(context, "SISMEMBER %s %b", key, binary, size_t{1})));
+  ReplyPtr bin_prefix(
+      static_cast<redisReply*>(redisCommand(context, "SISMEMBER %s %b", key, binary, size_t{1})));
   check(is_integer(bin_prefix.get(), 0),
         "SISMEMBER of the binary member's 1-byte prefix → 0, got " + describe(bin_prefix.get()));
 }

@@ -121,13 +121,14 @@ std::vector<std::string> bugs_caught_within_300() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Injected, SimBugs, ::testing::ValuesIn(bugs_caught_within_300()), [](const auto& info) {
-  std::string n = info.param;
-  for (char& c : n) {
-    if (c == '-') c = '_';
-  }
-  return n;
-});
+INSTANTIATE_TEST_SUITE_P(Injected, SimBugs, ::testing::ValuesIn(bugs_caught_within_300()),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) {
+                             if (c == '-') c = '_';
+                           }
+                           return n;
+                         });
 
 // The linearizability checker alone catches the bugs that only it can see.
 TEST(SimBugs, LinearizabilityCheckerAloneCatchesStaleReadsAndLostWrites) {
