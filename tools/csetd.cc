@@ -161,8 +161,10 @@ int main(int argc, char** argv) {
     return usage("--election-timeout-ms must be larger than --heartbeat-ms > 0");
   }
   if (o.write_timeout_ms == 0) return usage("--write-timeout must be positive");
-  if (o.force_new_cluster) {
-    return usage("--force-new-cluster is not available yet (membership issue)");
+  if (o.force_new_cluster && o.join) {
+    return usage(
+        "--force-new-cluster works on a survivor's existing data directory, not with "
+        "--join");
   }
 
   auto logger = spdlog::stderr_color_mt("csetd");

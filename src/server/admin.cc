@@ -167,78 +167,259 @@ void Server::Impl::cset_status(std::string* out, int protocol) {
 }
 
 void Server::Impl::admin_command(const std::string& what, uint64_t id, const std::string& address,
-                                 bool voter, std::function<void(const Status&)> done) {
-  if (raft_->role() != raft::Role::kLeader) {
-    NodeId leader = raft_->leader_id();
-    std::string where;
-    if (leader != raft::kNoNode) {
-      std::lock_guard<std::mutex> lock(registry_mu_);
-      auto it = learned_.find(leader);
-      where = " (the leader is node " + std::to_string(leader) +
-              (it != learned_.end() ? " at " + it->second.client_address : std::string()) + ")";
+                                 bool voter, AdminDone done) {
+  if (removed_) {
+    return done(Status(Code::kRemoved, "this node has been removed from the cluster"));
+  }
+  AdminOp op{what, id, address, voter};
+  uint64_t deadline = now_ms() + opt_.write_timeout_ms;
+  if (raft_->role() == raft::Role::kLeader) {
+    leader_admin(op, deadline, std::move(done));
+    return;
+  }
+  uint64_t rid = next_request_id_++;
+  admin_forwards_[rid] = AdminForward{std::move(op), std::move(done), deadline};
+  forward_admin(rid);
+}
+
+void Server::Impl::forward_admin(uint64_t rid) {
+  auto it = admin_forwards_.find(rid);
+  if (it == admin_forwards_.end() || it->second.forwarded) return;
+  if (raft_->role() == raft::Role::kLeader) {
+    // Became the leader while waiting: handle it here.
+    AdminForward f = std::move(it->second);
+    admin_forwards_.erase(it);
+    leader_admin(f.op, f.deadline_ms, std::move(f.done));
+    return;
+  }
+  NodeId leader = raft_->leader_id();
+  if (leader == raft::kNoNode || leader == opt_.id) return;  // retried at the next tick
+  net::AdminCommand cmd;
+  cmd.set_op(it->second.op.what);
+  cmd.set_node_id(it->second.op.id);
+  cmd.set_peer_address(it->second.op.address);
+  cmd.set_voter(it->second.op.voter);
+  net::PeerFrame f;
+  auto* req = f.mutable_forward_request();
+  req->set_request_id(rid);
+  req->set_kind(net::FORWARD_ADMIN);
+  req->set_command(cmd.SerializeAsString());
+  uint64_t now = now_ms();
+  req->set_timeout_ms(it->second.deadline_ms > now ? it->second.deadline_ms - now : 0);
+  // The point of no return: from here a lost answer means "unknown".
+  it->second.forwarded = true;
+  it->second.forwarded_to = leader;
+  transport_->send(leader, std::move(f));
+}
+
+void Server::Impl::finish_admin_forward(uint64_t rid, const Status& s) {
+  auto it = admin_forwards_.find(rid);
+  if (it == admin_forwards_.end()) return;
+  AdminDone done = std::move(it->second.done);
+  admin_forwards_.erase(it);
+  if (!s.is_ok()) metrics_.errors[std::string(code_word(s.code()))]++;
+  done(s);
+}
+
+void Server::Impl::on_admin_forward(NodeId from, const net::ForwardRequest& req) {
+  auto reply = [this, from, rid = req.request_id()](const Status& s) {
+    net::PeerFrame f;
+    auto* rep = f.mutable_forward_reply();
+    rep->set_request_id(rid);
+    rep->set_code(static_cast<uint32_t>(s.code()));
+    rep->set_message(s.message());
+    rep->set_leader_id(raft_->leader_id());
+    transport_->send(from, std::move(f));
+  };
+  net::AdminCommand cmd;
+  if (!cmd.ParseFromString(req.command())) {
+    return reply(Status(Code::kErr, "malformed forwarded membership command"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(registry_mu_);
+    if (removed_ids_.count(from)) {
+      return reply(Status(Code::kRemoved, "this node has been removed from the cluster"));
     }
-    done(Status(Code::kErr, "membership changes go through the leader" + where));
-    return;
   }
-  if (what == "transfer") {
-    Status s = raft_->transfer_leadership(id);
-    if (!s) return done(Status(Code::kErr, s.message()));
+  if (raft_->role() != raft::Role::kLeader) {
+    // Nothing proposed: the origin may try the current leader.
+    return reply(Status(Code::kNotLeader, "not the leader"));
+  }
+  uint64_t budget = std::min<uint64_t>(req.timeout_ms(), opt_.write_timeout_ms);
+  leader_admin(AdminOp{cmd.op(), cmd.node_id(), cmd.peer_address(), cmd.voter()}, now_ms() + budget,
+               reply);
+}
+
+void Server::Impl::leader_admin(const AdminOp& op, uint64_t deadline_ms, AdminDone done) {
+  PendingAdmin p;
+  p.op = op;
+  p.target = op.id;
+  p.deadline_ms = deadline_ms;
+  p.done = std::move(done);
+  if (op.what == "transfer") {
+    Status s = raft_->transfer_leadership(op.id);
+    if (!s)
+      return p.done(Status(s.code() == Code::kNotLeader ? s.code() : Code::kErr, s.message()));
+    p.kind = PendingAdmin::Kind::kTransfer;
+    admin_waiting_.push_back(std::move(p));
     kick();
-    admin_waiting_.push_back({0, id, std::move(done), now_ms() + opt_.write_timeout_ms});
     return;
   }
+  // One change at a time: the core refuses a second proposal while one is
+  // uncommitted; this also covers an ADD still waiting for its handshake and
+  // a joint change whose final half has not committed yet.
+  for (const auto& w : admin_waiting_) {
+    if (w.kind != PendingAdmin::Kind::kTransfer) {
+      return p.done(Status(Code::kBusy, "a configuration change is already in flight (" +
+                                            w.op.what + " of node " + std::to_string(w.target) +
+                                            ")"));
+    }
+  }
+  if (op.what != "add") {
+    propose_admin(std::move(p));
+    return;
+  }
+  // ADD: refuse what is certainly wrong at once, then wait for the new node's
+  // handshake so that its client address and incarnation go into the
+  // configuration with it (the registry: every node can then show them).
+  const raft::Configuration& c = raft_->configuration();
+  if (op.id == raft::kNoNode) return p.done(Status(Code::kErr, "node id 0"));
+  if (std::binary_search(c.removed.begin(), c.removed.end(), op.id)) {
+    return p.done(Status(Code::kErr, "node " + std::to_string(op.id) +
+                                         " was removed; ids are never reused (add it under a "
+                                         "new id)"));
+  }
+  if (c.contains(op.id)) {
+    return p.done(Status(Code::kErr, "node " + std::to_string(op.id) + " is already a member"));
+  }
+  if (raft_->conf_change_pending() || c.joint()) {
+    return p.done(Status(Code::kBusy, "a configuration change is already in flight"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(registry_mu_);
+    joining_[op.id] = op.address;
+  }
+  p.kind = PendingAdmin::Kind::kAwaitHandshake;
+  uint64_t now = now_ms();
+  p.handshake_deadline_ms = now + (deadline_ms > now ? (deadline_ms - now) / 2 : 0);
+  admin_waiting_.push_back(std::move(p));
+  update_peers();
+  check_admin();
+}
+
+void Server::Impl::propose_admin(PendingAdmin p) {
   raft::ConfChange ch;
-  ch.id = id;
-  if (what == "add") {
-    ch.type = voter ? raft::ConfChange::Type::kAddVoter : raft::ConfChange::Type::kAddLearner;
+  ch.id = p.op.id;
+  if (p.op.what == "add") {
+    ch.type = p.op.voter ? raft::ConfChange::Type::kAddVoter : raft::ConfChange::Type::kAddLearner;
     MemberRecord r;
-    r.peer_address = address;
+    {
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      auto it = learned_.find(p.op.id);
+      if (it != learned_.end()) r = it->second;
+    }
+    r.peer_address = p.op.address;
     ch.context = encode_member_context(r);
-  } else if (what == "promote") {
+  } else if (p.op.what == "promote") {
     ch.type = raft::ConfChange::Type::kPromote;
-  } else {
+  } else if (p.op.what == "remove") {
     ch.type = raft::ConfChange::Type::kRemove;
+  } else {
+    return p.done(Status(Code::kErr, "unknown membership command " + p.op.what));
   }
   auto idx = raft_->propose_conf_change({ch});
   if (!idx.ok()) {
-    Code c = idx.code() == Code::kBusy       ? Code::kBusy
-             : idx.code() == Code::kNoQuorum ? Code::kNoQuorum
-                                             : Code::kErr;
-    return done(Status(c, idx.status().message()));
+    Code c = idx.code();
+    if (c != Code::kBusy && c != Code::kNoQuorum && c != Code::kNotLeader) c = Code::kErr;
+    std::string why = idx.status().message();
+    if (c == Code::kNoQuorum) why += "; nothing changed";
+    if (p.op.what == "add") end_join_wait(p.op.id);
+    return p.done(Status(c, why));
   }
-  admin_waiting_.push_back(
-      {*idx, raft_->term(), std::move(done), now_ms() + opt_.write_timeout_ms});
+  spdlog::info("membership: proposed {} of node {} at index {}", p.op.what, p.op.id, *idx);
+  p.kind = PendingAdmin::Kind::kChange;
+  p.index = *idx;
+  p.term = raft_->term();
+  admin_waiting_.push_back(std::move(p));
   kick();
+}
+
+void Server::Impl::end_join_wait(NodeId id) {
+  {
+    std::lock_guard<std::mutex> lock(registry_mu_);
+    joining_.erase(id);
+  }
+  update_peers();
 }
 
 void Server::Impl::check_admin() {
   uint64_t now = now_ms();
-  for (auto it = admin_waiting_.begin(); it != admin_waiting_.end();) {
+  std::vector<PendingAdmin> waiting = std::move(admin_waiting_);
+  admin_waiting_.clear();
+  std::vector<PendingAdmin> keep;
+  for (auto& p : waiting) {
     bool finished = false;
-    if (it->index == 0) {
-      // A leadership transfer: done when the target leads.
-      if (raft_->leader_id() == it->term) {
-        it->done(Status::ok());
-        finished = true;
+    switch (p.kind) {
+      case PendingAdmin::Kind::kAwaitHandshake: {
+        bool answered = false;
+        {
+          std::lock_guard<std::mutex> lock(registry_mu_);
+          answered = learned_.count(p.target) > 0;
+        }
+        if (raft_->role() != raft::Role::kLeader) {
+          end_join_wait(p.target);
+          p.done(Status(Code::kNotLeader,
+                        "leadership changed before the change was proposed; "
+                        "nothing changed"));
+          finished = true;
+        } else if (answered) {
+          // joining_ keeps the connection up until the change is decided.
+          propose_admin(std::move(p));
+          finished = true;
+        } else if (now >= p.handshake_deadline_ms) {
+          end_join_wait(p.target);
+          p.done(Status(Code::kErr, "node " + std::to_string(p.target) + " did not answer at " +
+                                        p.op.address +
+                                        " in time (start it first with csetd --join and this "
+                                        "--peer-listen address); nothing changed"));
+          finished = true;
+        }
+        break;
       }
-    } else if (sm_->applied_index() >= it->index) {
-      auto t = store_->term(it->index);
-      // A joint change also waits for the final configuration.
-      bool joint = raft_->configuration().joint();
-      if (t.ok() && *t != it->term) {
-        it->done(Status(Code::kTimeout, "leadership changed before the change committed"));
-        finished = true;
-      } else if (!joint) {
-        it->done(Status::ok());
-        finished = true;
-      }
+      case PendingAdmin::Kind::kTransfer:
+        if (raft_->leader_id() == p.target) {
+          p.done(Status::ok());
+          finished = true;
+        }
+        break;
+      case PendingAdmin::Kind::kChange:
+        if (sm_->applied_index() >= p.index) {
+          auto t = store_->term(p.index);
+          // A joint change also waits for the final configuration.
+          if (t.ok() && *t != p.term) {
+            p.done(Status(Code::kTimeout, "leadership changed before the change committed"));
+            finished = true;
+          } else if (!raft_->configuration().joint()) {
+            p.done(Status::ok());
+            finished = true;
+          }
+        }
+        break;
     }
-    if (!finished && now >= it->deadline_ms) {
-      it->done(Status(Code::kTimeout, "the change was not confirmed within the write timeout"));
+    if (!finished && now >= p.deadline_ms) {
+      p.done(Status(Code::kTimeout,
+                    "the change was not confirmed within the write timeout: the outcome is "
+                    "unknown (see CSET.NODES)"));
       finished = true;
     }
-    it = finished ? admin_waiting_.erase(it) : std::next(it);
+    if (finished && p.kind == PendingAdmin::Kind::kChange && p.op.what == "add") {
+      end_join_wait(p.target);
+    }
+    if (!finished) keep.push_back(std::move(p));
   }
+  // Callbacks may have added new entries meanwhile.
+  for (auto& p : admin_waiting_) keep.push_back(std::move(p));
+  admin_waiting_ = std::move(keep);
 }
 
 void Server::Impl::publish_status() {

@@ -75,6 +75,9 @@ Server::Impl::Impl(const ServerOptions& o) : opt_(o), limits_() {
 
 namespace {
 
+// The prefix of the handshake refusal a removed node gets from its former peers.
+constexpr const char* kRemovedReason = "removed";
+
 std::string cluster_id_for(const ServerOptions& o) {
   // The cluster id of a new cluster: a hash of its initial members and token,
   // so two clusters started separately never share one.
@@ -163,6 +166,7 @@ bool Server::Impl::open(StartError* error) {
       return false;
     }
   }
+  if (opt_.force_new_cluster && !force_new_cluster(fresh, error)) return false;
   if (!store_->snapshot().empty() && sm_->applied_index() < store_->snapshot().meta.index) {
     s = sm_->restore_snapshot(store_->snapshot().data, store_->snapshot().meta.index);
     if (!s) {
@@ -185,6 +189,13 @@ bool Server::Impl::open(StartError* error) {
     return false;
   }
   raft_ = std::move(r).value();
+  {
+    const auto& removed = raft_->configuration().removed;
+    if (std::binary_search(removed.begin(), removed.end(), opt_.id)) {
+      removed_ = true;
+      spdlog::warn("this node ({}) was removed from the cluster; it answers REMOVED", opt_.id);
+    }
+  }
   if (opt_.quorum_given && !raft_->configuration().voters.empty() &&
       raft_->configuration().mode != opt_.quorum && !fresh) {
     *error = {2, std::string("--quorum differs from the cluster's configured mode (") +
@@ -196,6 +207,107 @@ bool Server::Impl::open(StartError* error) {
   // Record a snapshot image after start-up (the store keeps only metadata).
   if (!store_->snapshot().empty() && store_->snapshot().data.empty()) take_snapshot(true);
   if (!open_sockets(error)) return false;
+  return true;
+}
+
+// --force-new-cluster (docs/operations.md "Losing a majority"): before the
+// Raft core exists, append to this node's own log one configuration entry
+// that makes it the only voter, and mark everything in its log committed.
+// The core then loads that log as if the cluster had committed it. Every
+// other member of the last configuration goes to the removed list (ids are
+// never reused). What it may lose: any write that the lost nodes committed
+// but this node's log does not hold; and entries this node holds that the
+// old cluster never committed (their clients got TIMEOUT) become committed.
+bool Server::Impl::force_new_cluster(bool fresh, StartError* error) {
+  if (fresh) {
+    *error = {2, "--force-new-cluster needs the data directory of a surviving member (" +
+                     opt_.data_dir + " is empty)"};
+    return false;
+  }
+  // The latest configuration in the snapshot or the log (committed or not).
+  raft::Configuration cfg;
+  if (!store_->snapshot().empty()) cfg = store_->snapshot().meta.config;
+  raft::Index first = std::max<raft::Index>(store_->first_index(), 1);
+  raft::Index last = store_->last_index();
+  for (raft::Index i = first; i <= last;) {
+    auto batch = store_->entries(i, last + 1, 16 << 20);
+    if (!batch.ok() || batch->empty()) {
+      *error = {3, "data directory " + opt_.data_dir + ": cannot read the log at index " +
+                       std::to_string(i) + ": " + batch.status().to_string()};
+      return false;
+    }
+    for (const auto& e : *batch) {
+      if (e.type != raft::EntryType::kConfig) continue;
+      auto c = raft::decode_configuration(e.data);
+      if (!c.ok()) {
+        *error = {3, "data directory " + opt_.data_dir + ": configuration entry " +
+                         std::to_string(e.index) + ": " + c.status().to_string()};
+        return false;
+      }
+      cfg = std::move(c).value();
+    }
+    i = batch->back().index + 1;
+  }
+  if (!cfg.contains(opt_.id)) {
+    *error = {2, "--force-new-cluster: node " + std::to_string(opt_.id) +
+                     " is not a member of the configuration in " + opt_.data_dir};
+    return false;
+  }
+  if (!cfg.joint() && cfg.voters == std::vector<NodeId>{opt_.id} && cfg.learners.empty()) {
+    spdlog::warn(
+        "--force-new-cluster: node {} is already the only member; nothing to rewrite "
+        "(remove the flag)",
+        opt_.id);
+    return true;
+  }
+  raft::HardState hs = store_->hard_state();
+  raft::Configuration next;
+  next.mode = cfg.mode;
+  next.voters = {opt_.id};
+  next.tiebreaker = opt_.id;
+  next.removed = cfg.removed;
+  std::string lost;
+  for (const auto& m : cfg.members) {
+    if (m.id == opt_.id) {
+      MemberRecord r = decode_member_context(m.context);
+      r.client_address = opt_.advertise_client;
+      r.incarnation = hex(store_->identity().incarnation);
+      if (r.peer_address.empty()) r.peer_address = opt_.advertise_peer;
+      next.members.push_back({m.id, encode_member_context(r)});
+    } else {
+      next.removed.push_back(m.id);
+      lost += (lost.empty() ? "" : ", ") + std::to_string(m.id);
+    }
+  }
+  for (NodeId id : cfg.all_nodes()) {
+    if (id != opt_.id && !next.member(id)) next.removed.push_back(id);
+  }
+  std::sort(next.removed.begin(), next.removed.end());
+  next.removed.erase(std::unique(next.removed.begin(), next.removed.end()), next.removed.end());
+  raft::Entry e;
+  e.term = std::max<raft::Term>(hs.term, 1);
+  e.index = last + 1;
+  e.type = raft::EntryType::kConfig;
+  e.data = raft::encode_configuration(next);
+  spdlog::warn(
+      "--force-new-cluster: rewriting the configuration of node {} to itself alone ({} quorum, "
+      "tie-breaker {}); nodes removed for good: {}",
+      opt_.id, next.mode == raft::QuorumMode::kMajority ? "majority" : "tiebreak", opt_.id,
+      lost.empty() ? "none" : lost);
+  spdlog::warn(
+      "--force-new-cluster: this node's log ends at index {} (committed as far as it knows: {}). "
+      "Writes the lost nodes committed beyond what this log holds are LOST; entries {}..{} that "
+      "the old cluster may never have committed are now committed",
+      last, hs.commit, hs.commit + 1, last);
+  Status st = store_->save({e}, raft::HardState{e.term, hs.vote, e.index}, true);
+  if (!st) {
+    *error = {3, "data directory " + opt_.data_dir + ": cannot write: " + st.to_string()};
+    return false;
+  }
+  spdlog::warn(
+      "--force-new-cluster: configuration entry written at index {}; add nodes back "
+      "under new ids (CSET.NODE ADD) and restart this node without the flag",
+      e.index);
   return true;
 }
 
@@ -215,9 +327,17 @@ bool Server::Impl::open_sockets(StartError* error) {
     asio::post(io_, [this, from, f = std::move(f)]() mutable { on_frame(from, std::move(f)); });
   };
   cb.validate_handshake = [this](const net::Handshake& h) { return validate_handshake(h); };
-  cb.on_refused = [](const net::Refusal& r) {
+  cb.on_refused = [this](const net::Refusal& r) {
     spdlog::warn("peer {} at {} refused ({}): {}", r.peer, r.address,
                  r.by_us ? "by us" : "by the peer", r.reason);
+    if (!r.by_us && r.reason.rfind(kRemovedReason, 0) == 0) {
+      asio::post(io_, [this, reason = r.reason] {
+        if (removed_) return;
+        removed_ = true;
+        spdlog::warn("this node ({}) was removed from the cluster (a peer says: {})", opt_.id,
+                     reason);
+      });
+    }
   };
   cb.on_dropped = [this](NodeId to, const net::PeerFrame& f, net::DropCause) {
     if (f.has_forward_request()) {
@@ -273,19 +393,37 @@ std::optional<std::string> Server::Impl::validate_handshake(const net::Handshake
   if (!mine.empty() && !h.cluster_id().empty() && h.cluster_id() != mine) {
     return "another cluster (cluster id " + h.cluster_id() + ", ours " + mine + ")";
   }
-  auto it = registry_.find(h.node_id());
-  if (it == registry_.end()) {
-    if (removed_ids_.count(h.node_id()))
-      return "node " + std::to_string(h.node_id()) + " was removed from this cluster";
-    return "node " + std::to_string(h.node_id()) + " is not a member of this cluster";
+  if (removed_ids_.count(h.node_id())) {
+    // The removed node recognizes this phrase (on_refused) and stops serving.
+    return std::string(kRemovedReason) + ": node " + std::to_string(h.node_id()) +
+           " was removed from this cluster";
   }
-  if (!it->second.incarnation.empty() && it->second.incarnation != hex(h.incarnation())) {
+  auto it = registry_.find(h.node_id());
+  if (it == registry_.end() && member_ && !joining_.count(h.node_id())) {
+    return "node " + std::to_string(h.node_id()) +
+           " is not a member of this cluster (add it with CSET.NODE ADD first)";
+  }
+  // A wiped data directory has a new incarnation: recorded in the
+  // configuration (nodes added with CSET.NODE ADD), or seen earlier by this
+  // process (the initial members, whose records are written before their
+  // incarnations are known).
+  std::string expected = it != registry_.end() ? it->second.incarnation : std::string();
+  if (expected.empty()) {
+    if (auto l = learned_.find(h.node_id()); l != learned_.end()) expected = l->second.incarnation;
+  }
+  if (!expected.empty() && expected != hex(h.incarnation())) {
     return "data lost: node " + std::to_string(h.node_id()) +
            "'s data directory was replaced (incarnation mismatch); remove this node and add it "
            "back under a new id";
   }
   // Learned from the handshake: the peer's client address and incarnation.
+  bool is_new = !learned_.count(h.node_id());
   learned_[h.node_id()] = {h.peer_address(), h.client_address(), hex(h.incarnation())};
+  if (!h.cluster_id().empty()) learned_cluster_ids_[h.node_id()] = h.cluster_id();
+  if (!member_ && is_new) {
+    // A node waiting to join answers whoever dialed it: it needs their address.
+    asio::post(io_, [this] { update_peers(); });
+  }
   return std::nullopt;
 }
 
@@ -294,12 +432,34 @@ void Server::Impl::update_peers() {
   std::map<NodeId, std::string> peers;
   {
     std::lock_guard<std::mutex> lock(registry_mu_);
+    // Every node that still receives the log: the members, and during a
+    // joint change also the outgoing voters, whose member records are gone
+    // already but which still vote (the leader itself may be one of them).
+    std::map<NodeId, MemberRecord> previous = std::move(registry_);
     registry_.clear();
-    removed_ids_ = std::set<NodeId>(cfg.removed.begin(), cfg.removed.end());
-    for (const auto& m : cfg.members) {
-      MemberRecord r = decode_member_context(m.context);
-      registry_[m.id] = r;
-      if (m.id != opt_.id && !r.peer_address.empty()) peers[m.id] = r.peer_address;
+    for (const auto& m : cfg.members) registry_[m.id] = decode_member_context(m.context);
+    for (NodeId id : cfg.all_nodes()) {
+      if (registry_.count(id)) continue;
+      if (auto it = previous.find(id); it != previous.end()) {
+        registry_[id] = it->second;
+      } else if (auto l = learned_.find(id); l != learned_.end()) {
+        registry_[id] = MemberRecord{l->second.peer_address, l->second.client_address, {}};
+      }
+    }
+    removed_ids_.clear();
+    for (NodeId id : cfg.removed) {
+      if (!registry_.count(id)) removed_ids_.insert(id);
+    }
+    for (const auto& [id, r] : registry_) {
+      if (id != opt_.id && !r.peer_address.empty()) peers[id] = r.peer_address;
+    }
+    member_ = cfg.contains(opt_.id);
+    for (const auto& [id, address] : joining_) peers.emplace(id, address);
+    if (!member_ && !removed_) {
+      // Waiting to be added: talk back to whoever dialed us.
+      for (const auto& [id, r] : learned_) {
+        if (!removed_ids_.count(id) && !r.peer_address.empty()) peers.emplace(id, r.peer_address);
+      }
     }
   }
   transport_->set_peers(std::move(peers));
@@ -452,6 +612,25 @@ void Server::Impl::on_tick() {
                                  "proposed, nothing changed"),
                  {});
   }
+  std::vector<uint64_t> expired_admin;
+  for (auto& [id, a] : admin_forwards_) {
+    if (now >= a.deadline_ms) {
+      expired_admin.push_back(id);
+    } else if (!a.forwarded) {
+      forward_admin(id);
+    }
+  }
+  for (uint64_t id : expired_admin) {
+    auto it = admin_forwards_.find(id);
+    if (it == admin_forwards_.end()) continue;
+    finish_admin_forward(
+        id, it->second.forwarded
+                ? Status(Code::kTimeout,
+                         "the change was sent to the leader but its commit was not confirmed in "
+                         "time: the outcome is unknown (see CSET.NODES)")
+                : Status(Code::kNoQuorum, "no leader within the write timeout; nothing changed"));
+  }
+  if (!admin_waiting_.empty()) check_admin();
   std::vector<uint64_t> expired_reads;
   for (auto& [id, r] : reads_) {
     if (now >= r.deadline_ms) {
@@ -636,6 +815,12 @@ void Server::Impl::finish_write(uint64_t id, const Status& s, const set::ApplyRe
 }
 
 void Server::Impl::on_forward_dropped(uint64_t id) {
+  if (auto a = admin_forwards_.find(id); a != admin_forwards_.end()) {
+    // Never reached the leader: nothing changed; tried again at the next tick.
+    a->second.forwarded = false;
+    a->second.forwarded_to = 0;
+    return;
+  }
   auto it = writes_.find(id);
   if (it == writes_.end() || !it->second.forwarded) return;
   // The transport says the frame never reached the leader: the request is
@@ -668,6 +853,11 @@ void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
     raft_->step(*m);
   } else if (f.has_forward_request()) {
     const auto& req = f.forward_request();
+    if (req.kind() == net::FORWARD_ADMIN) {
+      on_admin_forward(from, req);
+      kick();
+      return;
+    }
     if (req.kind() != net::FORWARD_WRITE) return;
     uint64_t id = next_request_id_++;
     remote_writes_[id] = RemoteWrite{from, req.request_id(), req.command()};
@@ -679,6 +869,18 @@ void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
     }
   } else if (f.has_forward_reply()) {
     const auto& rep = f.forward_reply();
+    if (auto a = admin_forwards_.find(rep.request_id());
+        a != admin_forwards_.end() && a->second.forwarded_to == from) {
+      Code code = static_cast<Code>(rep.code());
+      if (code == Code::kNotLeader) {
+        // Refused without being proposed: safe to try the current leader.
+        a->second.forwarded = false;
+        a->second.forwarded_to = 0;
+      } else {
+        finish_admin_forward(rep.request_id(),
+                             code == Code::kOk ? Status::ok() : Status(code, rep.message()));
+      }
+    }
     auto it = writes_.find(rep.request_id());
     if (it != writes_.end() && it->second.forwarded_to == from) {
       Code code = static_cast<Code>(rep.code());
@@ -767,6 +969,21 @@ void Server::Impl::fail_all_pending() {
                  {});
   }
   ids.clear();
+  for (auto& [id, a] : admin_forwards_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    bool passed = admin_forwards_.at(id).forwarded;
+    finish_admin_forward(
+        id, passed ? Status(Code::kTimeout, "the node is shutting down; the outcome is unknown")
+                   : Status(Code::kNoQuorum, "the node is shutting down; nothing changed"));
+  }
+  std::vector<PendingAdmin> admins = std::move(admin_waiting_);
+  admin_waiting_.clear();
+  for (auto& p : admins) {
+    p.done(p.kind == PendingAdmin::Kind::kAwaitHandshake
+               ? Status(Code::kNoQuorum, "the node is shutting down; nothing changed")
+               : Status(Code::kTimeout, "the node is shutting down; the outcome is unknown"));
+  }
+  ids.clear();
   for (auto& [id, r] : reads_) ids.push_back(id);
   for (uint64_t id : ids) finish_read(id, Status(Code::kNoQuorum, "the node is shutting down"));
 }
@@ -804,11 +1021,40 @@ void Server::Impl::take_snapshot(bool at_start) {
 }
 
 void Server::Impl::on_config_applied() {
-  update_peers();
   auto cfg = raft::decode_configuration(sm_->config_bytes());
-  if (cfg.ok() && !cfg->contains(opt_.id) && !removed_) {
+  // Removed once a committed configuration lists this id as removed: a joint
+  // one is enough (every later leader completes it to its final half).
+  if (cfg.ok() && std::binary_search(cfg->removed.begin(), cfg->removed.end(), opt_.id) &&
+      !removed_) {
     removed_ = true;
     spdlog::warn("this node ({}) was removed from the cluster", opt_.id);
+  }
+  update_peers();
+  if (cfg.ok() && cfg->contains(opt_.id) && store_->identity().cluster_id.empty()) {
+    // A node that joined learns the cluster id from the leader's handshake.
+    std::string id;
+    {
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      if (auto it = learned_cluster_ids_.find(raft_->leader_id()); it != learned_cluster_ids_.end())
+        id = it->second;
+    }
+    bool recorded = false;
+    if (!id.empty()) {
+      // validate_handshake reads the identity under the same lock.
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      recorded = store_->set_cluster_id(id).is_ok();
+    }
+    if (recorded) {
+      net::LocalIdentity ident;
+      ident.node_id = opt_.id;
+      ident.cluster_id = id;
+      ident.cluster_token = opt_.cluster_token;
+      ident.incarnation = store_->identity().incarnation;
+      ident.peer_address = opt_.advertise_peer;
+      ident.client_address = opt_.advertise_client;
+      transport_->set_identity(ident);
+      spdlog::info("joined cluster {} as node {}", id, opt_.id);
+    }
   }
 }
 
@@ -820,6 +1066,11 @@ void Server::Impl::on_leader_change() {
   for (auto& [id, w] : writes_) {
     if (!w.proposed && !w.forwarded && !w.queued) start_write(id);
   }
+  std::vector<uint64_t> admin_ids;
+  for (auto& [id, a] : admin_forwards_) {
+    if (!a.forwarded) admin_ids.push_back(id);
+  }
+  for (uint64_t id : admin_ids) forward_admin(id);
 }
 
 }  // namespace cset::server

@@ -17,7 +17,12 @@
 // client's behalf, except a forward that the leader explicitly refused
 // without proposing it. Reads use ReadIndex (dissertation §6.4) and are
 // served once the local applied index reaches the read index. Commands on
-// one connection are executed one at a time, in the order sent.
+// one connection are executed one at a time, in the order sent. Membership
+// commands (CSET.NODE, CSET.LEADER TRANSFER) are forwarded the same way and
+// answered once the change has committed (docs/operations.md); a node
+// started with `join` accepts peers before it is a member, and
+// `force_new_cluster` rewrites the configuration to this node alone before
+// the Raft core starts.
 //
 // Thread-safety: create() and run() on one thread; stop() from any thread.
 #pragma once

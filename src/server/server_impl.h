@@ -105,6 +105,16 @@ class Server::Impl {
   std::string info_text(const std::vector<std::string>& sections, size_t clients);
   void cset_nodes(std::string* out, int protocol);
   void cset_status(std::string* out, int protocol);
+  /// A membership command (SPEC.md: CSET.NODE ADD/PROMOTE/REMOVE, CSET.LEADER
+  /// TRANSFER; `what` is "add", "promote", "remove" or "transfer"). On the
+  /// leader it is proposed; on a follower it is forwarded once to the leader
+  /// (never re-sent after it left, except when the leader refused it without
+  /// proposing). `done` runs once the change has committed (a joint change:
+  /// once its final configuration has), or with the refusal: BUSY (another
+  /// change in flight), ERR (unknown/duplicate/removed id, bad target),
+  /// NOQUORUM (no leader, or the change would leave no reachable quorum;
+  /// nothing changed), TIMEOUT (sent but not confirmed in time: unknown),
+  /// REMOVED (this node was removed).
   void admin_command(const std::string& what, uint64_t id, const std::string& address, bool voter,
                      std::function<void(const Status&)> done);
   bool removed() const { return removed_; }
@@ -139,11 +149,39 @@ class Server::Impl {
     std::string context;
     raft::Index read_index = 0;
   };
+  struct AdminOp {
+    std::string what;  // add | promote | remove | transfer
+    raft::NodeId id = 0;
+    std::string address;  // add: the new node's peer address
+    bool voter = false;   // add: as a voter
+  };
+  using AdminDone = std::function<void(const Status&)>;
+  /// A membership command this leader works on.
   struct PendingAdmin {
-    raft::Index index;
-    raft::Term term;
-    std::function<void(const Status&)> done;
-    uint64_t deadline_ms;
+    enum class Kind : uint8_t {
+      kAwaitHandshake,  // add: waiting for the new node's handshake, nothing proposed yet
+      kChange,          // proposed at (index, term); done when it (and its final half) applied
+      kTransfer,        // done when `target` leads
+    };
+    Kind kind = Kind::kChange;
+    raft::Index index = 0;
+    raft::Term term = 0;
+    raft::NodeId target = 0;
+    AdminOp op;
+    AdminDone done;
+    uint64_t deadline_ms = 0;
+    // kAwaitHandshake: give up waiting (a certain "nothing changed") at half
+    // the budget, so that the answer reaches a forwarding follower before
+    // its own deadline turns it into an unknown outcome.
+    uint64_t handshake_deadline_ms = 0;
+  };
+  /// A membership command this follower forwarded (or will forward) to the leader.
+  struct AdminForward {
+    AdminOp op;
+    AdminDone done;
+    uint64_t deadline_ms = 0;
+    bool forwarded = false;  // handed to the transport: past the point of no return
+    raft::NodeId forwarded_to = 0;
   };
 
   bool open_sockets(StartError* error);
@@ -175,6 +213,13 @@ class Server::Impl {
   void on_config_applied();
   void on_leader_change();
   void check_admin();
+  void leader_admin(const AdminOp& op, uint64_t deadline_ms, AdminDone done);
+  void propose_admin(PendingAdmin pending);
+  void forward_admin(uint64_t id);
+  void finish_admin_forward(uint64_t id, const Status& s);
+  void on_admin_forward(raft::NodeId from, const net::ForwardRequest& req);
+  void end_join_wait(raft::NodeId id);
+  bool force_new_cluster(bool fresh, StartError* error);
   bool start_admin(StartError* error);
   void stop_admin();
   void publish_status();
@@ -208,13 +253,22 @@ class Server::Impl {
   std::map<uint64_t, PendingRead> reads_;
   std::map<std::string, uint64_t> read_contexts_;
   std::vector<PendingAdmin> admin_waiting_;
+  std::map<uint64_t, AdminForward> admin_forwards_;
   Metrics metrics_;
 
   // Registry, read by the transport thread during handshakes.
   std::mutex registry_mu_;
   std::map<raft::NodeId, MemberRecord> registry_;
   std::set<raft::NodeId> removed_ids_;
-  std::map<raft::NodeId, MemberRecord> learned_;  // from handshakes
+  std::map<raft::NodeId, MemberRecord> learned_;             // from handshakes
+  std::map<raft::NodeId, std::string> learned_cluster_ids_;  // from handshakes
+  // Nodes a CSET.NODE ADD waits for (id -> peer address): dialed and accepted
+  // before they are members, so that the leader learns their client address
+  // and incarnation before it records them in the configuration.
+  std::map<raft::NodeId, std::string> joining_;
+  // Whether this node is in its (applied) configuration; false while a
+  // --join node waits to be added: it then accepts any peer with the token.
+  bool member_ = false;
 
   // Admin HTTP server (its own thread).
   std::shared_ptr<httplib::Server> http_;  // shared: httplib.h stays out of this header

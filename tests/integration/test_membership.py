@@ -1,0 +1,453 @@
+"""Membership on real processes (issue 6, "What it must show"): a cluster
+grown from 3 to 5 (learners that join with `csetd --join`, then promoted)
+and shrunk back to 3 while a client writes; the leader removed, once through
+itself and once through a follower (C05); a dead node removed from a 3-node
+cluster; refusals (duplicate and reused ids, a second change in flight, a
+removal that would leave no reachable quorum); and `--force-new-cluster`
+recovering a cluster whose majority is gone for good.
+
+Every membership command is answered only after its change has committed,
+so after an OK the configuration is checked at once on the node that
+answered, and with a bounded wait on the others (they apply it when they
+hear of the commit). Every acknowledged write must be readable at the end on
+every remaining node. Timing as harness.py: E = 2 s, write timeout 2 s.
+"""
+
+import shutil
+import threading
+import time
+
+import redis
+
+from harness import (E, WRITE_TIMEOUT_MS, ClusterTestCase, Map, Node, RespError, first_read,
+                     free_ports, until)
+
+ADMIN_TIMEOUT = WRITE_TIMEOUT_MS / 1000.0 + 5  # seconds a membership command may take to answer
+
+
+class MemberNode(Node):
+    """A harness Node that can start with --join (empty, waiting to be added)
+    or with one-off extra flags (--force-new-cluster)."""
+
+    join = False
+    flags = ()
+
+    def args(self):
+        a = super().args()
+        if self.join:
+            i = a.index("--initial-cluster")
+            del a[i:i + 2]
+            a.append("--join")
+        return a + list(self.flags)
+
+
+def add_joining_node(cluster, node_id):
+    """A new csetd started with --join and an empty data directory."""
+    client, peer, admin = free_ports(3)
+    node = MemberNode(cluster, node_id, client, peer, admin)
+    node.join = True
+    assert len(cluster.nodes) == node_id - 1, "ids are dense in the harness"
+    cluster.nodes.append(node)
+    node.start()
+    cluster.wait_for_started([node])
+    return node
+
+
+def command(node, *args, timeout=ADMIN_TIMEOUT):
+    with node.raw(timeout=timeout) as c:
+        return c.command(*args)
+
+
+def nodes_view(node):
+    """CSET.NODES on `node` as {id: {field: value}}."""
+    reply = command(node, "CSET.NODES", timeout=3)
+    if isinstance(reply, RespError):
+        raise AssertionError(f"CSET.NODES on node {node.id}: {reply}")
+    out = {}
+    for entry in reply:
+        pairs = list(entry) if isinstance(entry, Map) else list(zip(entry[0::2], entry[1::2]))
+        d = {}
+        for k, v in pairs:
+            d[k.decode()] = v.decode() if isinstance(v, bytes) else v
+        out[int(d["id"])] = d
+    return out
+
+
+def write_succeeds(node, key, member):
+    """True once SADD key member on node is acknowledged (1)."""
+    try:
+        return node.client(timeout=5).sadd(key, member) == 1
+    except (redis.RedisError, OSError):
+        return False
+
+
+class Writer(threading.Thread):
+    """Writes unique members continuously through the nodes nodes() returns
+    (round robin); remembers what was acknowledged. Refusals (NOQUORUM,
+    TIMEOUT, REMOVED, a closed connection) are allowed; a member answered
+    0 ("already present") is not, since each member is written once."""
+
+    def __init__(self, key, nodes):
+        super().__init__(daemon=True)
+        self.key = key
+        self.nodes = nodes
+        self.acked = set()
+        self.refusals = []
+        self.anomalies = []
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def run(self):
+        clients = {}
+        i = 0
+        while not self.stop_event.is_set():
+            nodes = self.nodes()
+            node = nodes[i % len(nodes)]
+            member = f"w{i}"
+            i += 1
+            try:
+                client = clients.get(node.id)
+                if client is None:
+                    client = clients[node.id] = node.client(timeout=WRITE_TIMEOUT_MS / 1000 + 3)
+                reply = client.sadd(self.key, member)
+                if reply == 1:
+                    with self.lock:
+                        self.acked.add(member.encode())
+                else:
+                    self.anomalies.append(f"SADD {member} on node {node.id} answered {reply!r}")
+            except redis.ResponseError as e:
+                self.refusals.append((node.id, str(e)))
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+                clients.pop(node.id, None)
+                self.refusals.append((node.id, repr(e)))
+                time.sleep(0.05)
+
+    def finish(self):
+        self.stop_event.set()
+        self.join(timeout=30)
+        assert not self.is_alive(), "writer did not stop"
+        return self.acked
+
+
+class MembershipTestCase(ClusterTestCase):
+
+    def assertOk(self, reply, what):
+        self.assertEqual(reply, "OK", f"{what}: {reply!r}")
+
+    def assertWritesContinue(self, writer, seconds=1.5 * E):
+        before = writer.count()
+        until(lambda: writer.count() >= before + 5, seconds,
+              what=f"5 more acknowledged writes (had {before}; refusals so far: "
+                   f"{writer.refusals[-3:]})")
+
+    def assertAllPresent(self, nodes, key, acked):
+        for n in nodes:
+            present = first_read(n, key)
+            missing = acked - present
+            self.assertFalse(missing, f"node {n.id} lacks {len(missing)} acknowledged writes, "
+                                      f"e.g. {sorted(missing)[:5]}")
+
+    def assertConfig(self, nodes, voters, learners=()):
+        """Every node in `nodes` shows exactly these voters and learners, each
+        with its client address, in CSET.NODES and INFO."""
+        want = {i: "voter" for i in voters}
+        want.update({i: "learner" for i in learners})
+
+        def agreed():
+            for n in nodes:
+                view = nodes_view(n)
+                if {i: d["role"] for i, d in view.items()} != want:
+                    return False
+                info = n.info()
+                if info["voters"] != str(len(voters)) or info["learners"] != str(len(learners)):
+                    return False
+            return True
+
+        until(agreed, 5 * E, what=f"every node to show voters {sorted(voters)} and learners "
+                                  f"{sorted(learners)} (last: {nodes_view(nodes[0])})")
+        for n in nodes:
+            for i, d in nodes_view(n).items():
+                other = self.cluster.node(i)
+                self.assertEqual(d["client_address"], f"127.0.0.1:{other.client_port}",
+                                 f"node {n.id}'s CSET.NODES entry for node {i}: {d}")
+                self.assertEqual(d["peer_address"], f"127.0.0.1:{other.peer_port}",
+                                 f"node {n.id}'s CSET.NODES entry for node {i}: {d}")
+
+    def assertRemoved(self, removed, remaining):
+        """The removed node refuses writes (REMOVED, never success), no longer
+        leads, and no remaining node lists it."""
+        def refuses():
+            try:
+                reply = command(removed, "SADD", "removed-probe", f"x{time.monotonic_ns()}",
+                                timeout=WRITE_TIMEOUT_MS / 1000 + 3)
+            except OSError:
+                return False
+            self.assertNotEqual(reply, 1, f"removed node {removed.id} acknowledged a write")
+            return isinstance(reply, RespError) and reply.word == "REMOVED"
+
+        until(refuses, 3 * E, what=f"removed node {removed.id} to answer writes with REMOVED")
+        self.assertNotEqual(removed.info().get("role"), "leader")
+        for n in remaining:
+            until(lambda n=n: removed.id not in nodes_view(n), 3 * E,
+                  what=f"node {removed.id} gone from node {n.id}'s CSET.NODES")
+
+
+class TestGrowShrink(MembershipTestCase):
+
+    def test_grow_3_to_5_with_learners_then_shrink_to_3_while_writing(self):
+        c = self.cluster = self.new_cluster(3)
+        leader = c.wait_for_leader()
+        members = list(c.nodes)
+        writer = Writer("grow", lambda: members)
+        writer.start()
+        try:
+            self.assertWritesContinue(writer)
+            n4 = add_joining_node(c, 4)
+            n5 = add_joining_node(c, 5)
+            # A joining node is not a member yet: it serves no writes.
+            follower = next(n for n in c.nodes[:3] if n is not leader)
+            # Through a follower (forwarded to the leader) and through the leader.
+            self.assertOk(command(follower, "CSET.NODE", "ADD", 4, f"127.0.0.1:{n4.peer_port}"),
+                          "ADD 4 through a follower")
+            # Answered after commit: the follower that answered... the leader
+            # certainly lists it; the node that answered applied it.
+            self.assertEqual(nodes_view(follower)[4]["role"], "learner")
+            leader = c.wait_for_leader(among=c.nodes[:3])
+            self.assertOk(command(leader, "CSET.NODE", "ADD", 5, f"127.0.0.1:{n5.peer_port}"),
+                          "ADD 5 through the leader")
+            self.assertConfig(c.nodes, voters=[1, 2, 3], learners=[4, 5])
+            until(lambda: n4.info()["role"] == "learner" and n5.info()["role"] == "learner",
+                  3 * E, what="nodes 4 and 5 to call themselves learners")
+            # Caught up: the learners applied what the leader had committed.
+            target = int(leader.info()["commit_index"])
+            until(lambda: int(n4.info()["applied_index"]) >= target and
+                  int(n5.info()["applied_index"]) >= target, 5 * E,
+                  what=f"learners to apply index {target}")
+            leader = c.wait_for_leader(among=c.nodes[:3])
+            follower = next(n for n in c.nodes[:3] if n is not leader)
+            self.assertOk(command(follower, "CSET.NODE", "PROMOTE", 4), "PROMOTE 4 (follower)")
+            self.assertOk(command(leader, "CSET.NODE", "PROMOTE", 5), "PROMOTE 5 (leader)")
+            members[:] = c.nodes
+            self.assertConfig(c.nodes, voters=[1, 2, 3, 4, 5])
+            for n in c.nodes:
+                info = n.info()
+                self.assertEqual(info["quorum"], "tiebreak")
+                self.assertEqual(info["tiebreaker_id"], "1")
+            self.assertWritesContinue(writer)
+
+            # Leadership transfer to a promoted node, asked of another follower.
+            leader = c.wait_for_leader()
+            target = n4 if leader is not n4 else n5
+            via = next(n for n in c.nodes if n is not leader and n is not target)
+            self.assertOk(command(via, "CSET.LEADER", "TRANSFER", target.id),
+                          f"TRANSFER to {target.id} through follower {via.id}")
+            self.assertEqual(target.info()["role"], "leader")
+            self.assertIs(c.wait_for_leader(), target)
+            self.assertWritesContinue(writer)
+
+            # Shrink: remove two followers, the tie-breaker (node 1) first
+            # when it does not lead, so that its role moves on.
+            leader = c.wait_for_leader()
+            victims = [n for n in c.nodes if n is not leader][:2]
+            keep = [n for n in c.nodes if n not in victims]
+            members[:] = keep
+            via = next(n for n in keep if n is not leader)
+            self.assertOk(command(via, "CSET.NODE", "REMOVE", victims[0].id),
+                          f"REMOVE {victims[0].id} through follower {via.id}")
+            leader = c.wait_for_leader(among=keep)
+            self.assertOk(command(leader, "CSET.NODE", "REMOVE", victims[1].id),
+                          f"REMOVE {victims[1].id} through the leader")
+            self.assertConfig(keep, voters=[n.id for n in keep])
+            lowest = min(n.id for n in keep)
+            for n in keep:
+                self.assertEqual(n.info()["tiebreaker_id"],
+                                 "1" if 1 in [k.id for k in keep] else str(lowest))
+            for v in victims:
+                self.assertRemoved(v, keep)
+            self.assertWritesContinue(writer)
+
+            # Refusals: a duplicate id, a removed id (never reused).
+            reply = command(keep[0], "CSET.NODE", "ADD", keep[1].id, "127.0.0.1:1")
+            self.assertIsInstance(reply, RespError)
+            self.assertIn("already a member", reply)
+            reply = command(keep[0], "CSET.NODE", "ADD", victims[0].id, "127.0.0.1:1")
+            self.assertIsInstance(reply, RespError)
+            self.assertIn("never reused", reply)
+        finally:
+            acked = writer.finish()
+        self.assertFalse(writer.anomalies, writer.anomalies[:5])
+        self.assertGreater(len(acked), 20)
+        self.assertAllPresent(keep, "grow", acked)
+
+
+class TestLeaderRemoval(MembershipTestCase):
+
+    def test_C05_leader_removed_through_itself_then_through_a_follower(self):
+        c = self.cluster = self.new_cluster(4)
+        leader = c.wait_for_leader()
+        remaining = list(c.nodes)
+        writer = Writer("c05", lambda: [n for n in remaining if n is not leader])
+        writer.start()
+        try:
+            self.assertWritesContinue(writer)
+            for through_follower in (False, True):
+                leader = c.wait_for_leader(among=remaining)
+                old = leader
+                remaining.remove(old)
+                via = remaining[0] if through_follower else old
+                t0 = time.monotonic()
+                reply = command(via, "CSET.NODE", "REMOVE", old.id)
+                self.assertOk(reply, f"REMOVE leader {old.id} through node {via.id}")
+                # Within 5E another node leads and a write succeeds.
+                new = c.wait_for_leader(among=remaining, timeout=5 * E)
+                self.assertNotEqual(new.id, old.id)
+                until(lambda: write_succeeds(new, "c05-probe", f"p{time.monotonic_ns()}"),
+                      max(0.1, 5 * E - (time.monotonic() - t0)),
+                      what="a write on the new leader within 5E of the removal")
+                leader = new
+                self.assertRemoved(old, remaining)
+                self.assertWritesContinue(writer)
+            self.assertEqual(len(remaining), 2)
+            self.assertConfig(remaining, voters=[n.id for n in remaining])
+        finally:
+            acked = writer.finish()
+        self.assertFalse(writer.anomalies, writer.anomalies[:5])
+        self.assertAllPresent(remaining, "c05", acked)
+
+
+class TestDeadNode(MembershipTestCase):
+
+    def test_dead_node_removed_and_the_two_keep_working(self):
+        c = self.cluster = self.new_cluster(3)
+        leader = c.wait_for_leader()
+        dead, alive = [n for n in c.nodes if n is not leader]
+        acked = set()
+        for i in range(10):
+            self.assertEqual(c.nodes[i % 3].client(timeout=5).sadd("dead", f"a{i}"), 1)
+            acked.add(f"a{i}".encode())
+        dead.kill()
+        # Wait until the leader no longer counts the dead node as recently heard.
+        time.sleep(2 * c.election_timeout_ms / 1000 + 0.5)
+        # Removing the live follower would leave {leader, dead}: no reachable quorum.
+        reply = command(leader, "CSET.NODE", "REMOVE", alive.id)
+        self.assertIsInstance(reply, RespError, f"REMOVE {alive.id} with node {dead.id} dead")
+        self.assertEqual(reply.word, "NOQUORUM", reply)
+        # Removing the dead one, through the live follower.
+        self.assertOk(command(alive, "CSET.NODE", "REMOVE", dead.id), f"REMOVE dead {dead.id}")
+        pair = [leader, alive]
+        until(lambda: all(n.info()["voters"] == "2" for n in pair), 3 * E,
+              what="both remaining nodes to count 2 voters")
+        for n in pair:
+            self.assertEqual(set(nodes_view(n)), {leader.id, alive.id})
+        for i in range(10):
+            self.assertEqual(pair[i % 2].client(timeout=5).sadd("dead", f"b{i}"), 1)
+            acked.add(f"b{i}".encode())
+
+        # A second change while one is in flight: an ADD waits (up to the
+        # write timeout) for the new node's handshake; nothing listens there.
+        (nobody,) = free_ports(1)
+        first = {}
+        t = threading.Thread(target=lambda: first.setdefault(
+            "reply", command(alive, "CSET.NODE", "ADD", 90, f"127.0.0.1:{nobody}")))
+        t.start()
+        time.sleep(0.5)
+        busy = command(leader, "CSET.NODE", "ADD", 91, "127.0.0.1:1")
+        busy2 = command(alive, "CSET.NODE", "REMOVE", alive.id)
+        t.join(timeout=ADMIN_TIMEOUT + 5)
+        self.assertIsInstance(busy, RespError)
+        self.assertEqual(busy.word, "BUSY", busy)
+        self.assertIsInstance(busy2, RespError)
+        self.assertEqual(busy2.word, "BUSY", busy2)
+        self.assertIsInstance(first.get("reply"), RespError, first)
+        self.assertIn("did not answer", first["reply"])
+        # Nothing changed, and the next change goes through.
+        self.assertEqual(set(nodes_view(leader)), {leader.id, alive.id})
+        reply = command(alive, "CSET.NODE", "ADD", dead.id, "127.0.0.1:1")
+        self.assertIn("never reused", reply)
+        self.assertAllPresent(pair, "dead", acked)
+
+
+class TestForceNewCluster(MembershipTestCase):
+
+    def test_force_new_cluster_after_losing_a_majority_for_good(self):
+        c = self.cluster = self.new_cluster(3)
+        c.wait_for_leader()
+        survivor = c.node(1)
+        acked = set()
+        for i in range(20):
+            self.assertEqual(c.nodes[i % 3].client(timeout=5).sadd("force", f"m{i}"), 1)
+            acked.add(f"m{i}".encode())
+        for n in c.nodes[1:]:
+            n.kill()
+        reply = command(survivor, "SADD", "force", "refused", timeout=WRITE_TIMEOUT_MS / 1000 + 5)
+        self.assertIsInstance(reply, RespError, "a lone node of 3 must refuse writes")
+        self.assertEqual(survivor.terminate(), 0)
+
+        survivor.__class__ = MemberNode
+        survivor.flags = ["--force-new-cluster"]
+        survivor.start()
+        c.wait_for_started([survivor])
+        log = survivor.log_text()
+        self.assertIn(b"--force-new-cluster", log)
+        self.assertIn(b"LOST", log)
+        c.wait_for_leader(among=[survivor], timeout=5 * E)
+        info = survivor.info()
+        self.assertEqual((info["voters"], info["learners"], info["tiebreaker_id"], info["quorum"]),
+                         ("1", "0", "1", "tiebreak"))
+        self.assertEqual(set(nodes_view(survivor)), {1})
+        self.assertEqual(survivor.client(timeout=5).sadd("force", "after"), 1)
+        acked.add(b"after")
+        self.assertAllPresent([survivor], "force", acked)
+
+        # Restarted without the flag it stays a one-node cluster; a node comes
+        # back under a new id (the old ids are removed for good).
+        self.assertEqual(survivor.terminate(), 0)
+        survivor.flags = []
+        survivor.start()
+        c.wait_for_started([survivor])
+        c.wait_for_leader(among=[survivor], timeout=5 * E)
+        reply = command(survivor, "CSET.NODE", "ADD", 2, f"127.0.0.1:{c.node(2).peer_port}")
+        self.assertIn("never reused", reply)
+        n4 = add_joining_node(c, 4)
+        self.assertOk(command(survivor, "CSET.NODE", "ADD", 4, f"127.0.0.1:{n4.peer_port}"),
+                      "ADD 4")
+        until(lambda: int(n4.info()["applied_index"]) >= int(survivor.info()["commit_index"]),
+              5 * E, what="node 4 to catch up")
+        self.assertOk(command(survivor, "CSET.NODE", "PROMOTE", 4), "PROMOTE 4")
+        self.assertEqual(survivor.client(timeout=5).sadd("force", "with-4"), 1)
+        acked.add(b"with-4")
+        self.assertAllPresent([survivor, n4], "force", acked)
+
+
+class TestWipedDisk(MembershipTestCase):
+
+    def test_wiped_node_refused_then_back_under_a_new_id(self):
+        c = self.cluster = self.new_cluster(3)
+        leader = c.wait_for_leader()
+        wiped = next(n for n in c.nodes if n is not leader)
+        others = [n for n in c.nodes if n is not wiped]
+        self.assertEqual(leader.client(timeout=5).sadd("wiped", "before"), 1)
+        wiped.kill()
+        shutil.rmtree(wiped.data_dir)
+        wiped.start()
+        c.wait_for_started([wiped])
+        # Its peers refuse it (the reason logged on both sides), and it
+        # never catches up with the write it lost.
+        until(lambda: any(b"data lost: node %d" % wiped.id in n.log_text() for n in others),
+              3 * E, what="a peer to refuse the wiped node")
+        self.assertEqual(others[0].client(timeout=5).sadd("wiped", "during"), 1)
+        # The documented way back: remove it, add it again under a new id.
+        self.assertEqual(wiped.terminate(), 0)
+        self.assertOk(command(others[0], "CSET.NODE", "REMOVE", wiped.id), "REMOVE wiped")
+        n4 = add_joining_node(c, 4)
+        self.assertOk(command(others[1], "CSET.NODE", "ADD", 4, f"127.0.0.1:{n4.peer_port}"),
+                      "ADD 4")
+        until(lambda: int(n4.info()["applied_index"]) >= int(leader.info()["commit_index"]),
+              5 * E, what="node 4 to catch up")
+        self.assertOk(command(others[0], "CSET.NODE", "PROMOTE", 4), "PROMOTE 4")
+        self.assertConfig(others + [n4], voters=sorted([n.id for n in others] + [4]))
+        self.assertAllPresent(others + [n4], "wiped", {b"before", b"during"})
