@@ -300,9 +300,14 @@ def _node_environment():
 class Node:
     """One csetd process (restartable) with its ports, data dir and log."""
 
-    def __init__(self, cluster, node_id, client_port, peer_port, admin_port):
+    def __init__(self, cluster, node_id, client_port, peer_port, admin_port, host="127.0.0.1",
+                 wrapper=()):
         self.cluster = cluster
         self.id = node_id
+        # The address it listens on and is reached at, and the command prefix
+        # it runs under (e.g. ["ip", "netns", "exec", NS]: netns.py).
+        self.host = host
+        self.wrapper = list(wrapper)
         self.client_port = client_port
         self.peer_port = peer_port
         self.admin_port = admin_port
@@ -322,9 +327,9 @@ class Node:
     def args(self):
         c = self.cluster
         return [c.csetd, "--id", str(self.id), "--data-dir", self.data_dir,
-                "--peer-listen", f"127.0.0.1:{self.peer_port}",
-                "--client-listen", f"127.0.0.1:{self.client_port}",
-                "--admin-listen", f"127.0.0.1:{self.admin_port}",
+                "--peer-listen", f"{self.host}:{self.peer_port}",
+                "--client-listen", f"{self.host}:{self.client_port}",
+                "--admin-listen", f"{self.host}:{self.admin_port}",
                 "--initial-cluster", c.initial_cluster(),
                 "--election-timeout-ms", str(c.election_timeout_ms),
                 "--heartbeat-ms", str(c.heartbeat_ms),
@@ -336,11 +341,12 @@ class Node:
         assert not self.alive(), f"node {self.id} already runs"
         os.makedirs(self.data_dir, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            log.write(b"--- start %s\n" % " ".join(self.args()).encode())
+            log.write(b"--- start %s\n" % " ".join(self.wrapper + self.args()).encode())
             log.flush()
             self.proc = subprocess.Popen(
-                self.args(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, close_fds=True, env=_node_environment())
+                self.wrapper + self.args(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, close_fds=True,
+                env=_node_environment())
         self.paused = False
         _live_nodes.add(self)
 
@@ -406,13 +412,13 @@ class Node:
         """A redis-py client (RESP2) of this node (authenticated if needed)."""
         if self.cluster.password is not None:
             kwargs.setdefault("password", self.cluster.password)
-        return redis.Redis(host="127.0.0.1", port=self.client_port, socket_timeout=timeout,
+        return redis.Redis(host=self.host, port=self.client_port, socket_timeout=timeout,
                            socket_connect_timeout=timeout, **kwargs)
 
     def raw(self, timeout=10.0, auth=True):
         """A RawClient of this node, authenticated first when the cluster has
         a password (unless auth=False)."""
-        c = RawClient(self.client_port, timeout=timeout)
+        c = RawClient(self.client_port, timeout=timeout, host=self.host)
         if auth and self.cluster.password is not None:
             reply = c.command("AUTH", self.cluster.password)
             if reply != "OK":
@@ -446,7 +452,10 @@ class Cluster:
 
     def __init__(self, size=3, extra_args=(), election_timeout_ms=ELECTION_TIMEOUT_MS,
                  heartbeat_ms=HEARTBEAT_MS, write_timeout_ms=WRITE_TIMEOUT_MS, name="cluster",
-                 password=None):
+                 password=None, hosts=None, wrappers=None):
+        """hosts / wrappers: per node (ids 1..size, in order) its address
+        (default 127.0.0.1) and command prefix (default none), e.g. from
+        netns.Network.addresses() / wrappers()."""
         self.csetd = binary("CSETD", "the node server csetd")
         self.password = password
         self.size = size
@@ -456,14 +465,16 @@ class Cluster:
         self.write_timeout_ms = write_timeout_ms
         self.root = tempfile.mkdtemp(prefix=f"cset-integ-{name}-")
         ports = free_ports(3 * size)
-        self.nodes = [Node(self, i + 1, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2])
-                      for i in range(size)]
+        hosts = hosts or ["127.0.0.1"] * size
+        wrappers = wrappers or [()] * size
+        self.nodes = [Node(self, i + 1, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2],
+                           host=hosts[i], wrapper=wrappers[i]) for i in range(size)]
         self.closed = False
 
     # -- lifecycle --
 
     def initial_cluster(self):
-        return ",".join(f"{n.id}=127.0.0.1:{n.peer_port}" for n in self.nodes)
+        return ",".join(f"{n.id}={n.host}:{n.peer_port}" for n in self.nodes)
 
     def node(self, node_id):
         return self.nodes[node_id - 1]
@@ -579,7 +590,7 @@ class Cluster:
         return [n for n in self.nodes if n is not leader]
 
     def endpoints(self, nodes=None):
-        return ",".join(f"127.0.0.1:{n.client_port}" for n in nodes or self.nodes)
+        return ",".join(f"{n.host}:{n.client_port}" for n in nodes or self.nodes)
 
 
 # ---- unittest glue -------------------------------------------------------------
@@ -658,3 +669,17 @@ class ClusterTestCase(unittest.TestCase):
     def assertErrorWord(self, reply, word, what=""):
         self.assertIsInstance(reply, RespError, f"{what}: expected a {word} error, got {reply!r}")
         self.assertEqual(reply.word, word, f"{what}: got {reply!r}")
+
+
+def first_read(node, key, timeout=10 * E):
+    """SMEMBERS key on node: its first successful answer (errors are retried)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return node.client(timeout=3).smembers(key)
+        except (redis.RedisError, OSError) as e:
+            last = e
+            time.sleep(0.05)
+    raise AssertionError(f"no successful SMEMBERS {key} on node {node.id} within {timeout} s "
+                         f"(last error: {last!r})")

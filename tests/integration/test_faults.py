@@ -19,23 +19,9 @@ import urllib.request
 
 import redis
 
-from harness import (E, UNAVAILABLE_WORDS, ClusterTestCase, RespError, until)
+from harness import (E, UNAVAILABLE_WORDS, ClusterTestCase, RespError, first_read, until)
 
 SLACK = 1.5  # seconds allowed beyond the write timeout for a refusal to arrive
-
-
-def first_read(node, key, timeout=10 * E):
-    """SMEMBERS key on node: its first successful answer (errors are retried)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            return node.client(timeout=3).smembers(key)
-        except (redis.RedisError, OSError) as e:
-            last = e
-            time.sleep(0.05)
-    raise AssertionError(f"no successful SMEMBERS {key} on node {node.id} within {timeout} s "
-                         f"(last error: {last!r})")
 
 
 def write_all(nodes, key, members):
