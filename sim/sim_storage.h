@@ -42,6 +42,8 @@ class SimRaftStorage : public raft::Storage {
   /// fsync: everything written so far becomes durable.
   void sync();
   bool has_unsynced() const { return !journal_.empty(); }
+  /// What a power cut would keep at least: the state as of the last sync().
+  const raft::MemoryStorage& durable() const { return *durable_; }
 
   /// A power cut. `rand(n)` draws in [0, n). Returns how many unsynced
   /// writes were lost (whole or torn).

@@ -97,6 +97,10 @@ struct Node {
   NodeId id = 0;
   bool up = false;
   bool removed = false;
+  // A new leader that will crash once its first writes are on its own disk;
+  // meanwhile nothing it sends arrives (crash_new_leader_).
+  bool doomed = false;
+  raft::NodeId last_leader = 0;  // to notice a change of leader
   uint64_t incarnation = 0;  // bumped at every restart; stale events are dropped
   double clock_rate = 1.0;
   uint64_t fsync_us = 500;
@@ -139,6 +143,7 @@ class Sim {
   void create_node(NodeId id, bool bootstrap, const raft::Configuration& initial);
   void start_node(Node& n);
   void crash_node(Node& n);
+  void restart_later(NodeId id);
   void schedule_tick(Node& n);
   void process_ready(Node& n);
   void finish_ready(Node& n, raft::Ready rd);
@@ -156,7 +161,7 @@ class Sim {
   void client_submit(int client, std::vector<SimOp> ops);
   void node_receive_op(Node& n, uint64_t op_id);
   void node_start_op(Node& n, uint64_t op_id);
-  void node_retry_waiting(Node& n);
+  void node_retry_waiting(Node& n, bool leader_changed = false);
   void node_complete(Node& n, uint64_t op_id, SimOp::Outcome outcome, uint64_t count = 0,
                      bool present = false, bool exists = false,
                      std::vector<std::string> members = {}, std::string error = {});
@@ -164,6 +169,11 @@ class Sim {
   void client_reply(uint64_t op_id, SimOp result);
   void client_next(int client);
   SimOp make_op(int client);
+  // The first key of the current generation (SimOptions::ops_per_key).
+  uint64_t key_base() const {
+    if (opt_.ops_per_key <= 0) return 0;
+    return static_cast<uint64_t>(issued_ / (opt_.keys * opt_.ops_per_key)) * opt_.keys;
+  }
 
   // Faults.
   void schedule_fault();
@@ -176,6 +186,7 @@ class Sim {
   void fail(const std::string& checker, const std::string& property, const std::string& text);
   void check_log_matching();
   void check_leader_completeness(Node& n);
+  void check_commit_safety(Node& n, raft::Index index, raft::Term term);
   void check_linearizability();
   bool settle();
 
@@ -213,6 +224,13 @@ class Sim {
   uint64_t next_op_ = 1;
   int issued_ = 0;
   bool chaos_ = true;
+  // Armed by a fault: the next leader to apply a client write crashes right
+  // after acknowledging it, before any follower hears the new commit index.
+  bool crash_leader_on_commit_ = false;
+  // Armed by a fault: the next node to become leader crashes once its no-op
+  // is on its own disk and before any other node has it, leaving an entry of
+  // its term that nobody else holds (Figure 8's S5).
+  bool crash_new_leader_ = false;
   bool stopped_ = false;
 
   // Invariant state.
@@ -265,7 +283,10 @@ void Sim::start_node(Node& n) {
   ro.heartbeat_ticks = 1;
   ro.random_seed = rng_.next();
   ro.snapshot_chunk_bytes = 512;
-  ro.max_append_bytes = 4096;
+  // Sometimes one entry an AppendEntries, so that a new leader's old-term
+  // entries and its own no-op reach followers in separate messages (the
+  // Figure 8 window).
+  ro.max_append_bytes = rng_.chance(0.5) ? 1 : 4096;
   ro.max_inflight_messages = 8;
   ro.bugs = opt_.raft_bugs;
   auto r = raft::Raft::create(ro);
@@ -279,6 +300,7 @@ void Sim::start_node(Node& n) {
 void Sim::crash_node(Node& n) {
   if (!n.up) return;
   n.up = false;
+  n.doomed = false;
   result_.stats.crashes++;
   auto rand = [this](uint64_t k) { return rng_.below(k); };
   result_.stats.lost_unsynced_writes += n.disk->crash(rand);
@@ -287,6 +309,13 @@ void Sim::crash_node(Node& n) {
   n.raft.reset();
   n.sm.reset();
   trace_.add(0xC0 + n.id);
+}
+
+void Sim::restart_later(NodeId id) {
+  after(rng_.range(50, 2000) * kMs, [this, id] {
+    Node& m = nodes_.at(id);
+    if (!m.up && chaos_) start_node(m);
+  });
 }
 
 void Sim::schedule_tick(Node& n) {
@@ -301,6 +330,11 @@ void Sim::schedule_tick(Node& n) {
 
 void Sim::after_input(Node& n) {
   check_role(n);
+  if (n.raft->leader_id() != n.last_leader) {
+    // As csetd: waiting requests try the new leader at once.
+    n.last_leader = n.raft->leader_id();
+    if (n.last_leader != 0) at_node(n.id, 0, [this](Node& m) { node_retry_waiting(m, true); });
+  }
   if (!n.persisting) {
     process_ready(n);
     return;
@@ -326,6 +360,10 @@ void Sim::check_role(Node& n) {
                " and " + std::to_string(n.id));
     }
     check_leader_completeness(n);
+    if (crash_new_leader_) {
+      crash_new_leader_ = false;
+      n.doomed = true;
+    }
   }
   n.last_role = role;
 }
@@ -370,6 +408,11 @@ void Sim::process_ready(Node& n) {
 
 void Sim::finish_ready(Node& n, raft::Ready rd) {
   if (!opt_.node_bugs.ack_before_fsync || rng_.chance(0.2)) n.disk->sync();
+  if (n.doomed) {
+    crash_node(n);
+    restart_later(n.id);
+    return;
+  }
   for (auto& m : rd.messages) {
     Packet p;
     p.raft = std::move(m);
@@ -390,6 +433,18 @@ void Sim::finish_ready(Node& n, raft::Ready rd) {
   }
   n.raft->advance(rd);
   n.persisting = false;
+  if (crash_leader_on_commit_ && n.raft->role() == raft::Role::kLeader &&
+      std::any_of(rd.committed_entries.begin(), rd.committed_entries.end(),
+                  [](const raft::Entry& e) {
+                    return e.type == raft::EntryType::kNormal && !e.data.empty();
+                  })) {
+    // Where Figure 8 (an old-term entry counted toward commitment) and a new
+    // leader's stale ReadIndex show up.
+    crash_leader_on_commit_ = false;
+    crash_node(n);
+    restart_later(n.id);
+    return;
+  }
   // Serve reads whose read index is applied.
   auto ready = std::move(n.ready_reads);
   n.ready_reads.clear();
@@ -410,7 +465,10 @@ void Sim::apply_entries(Node& n, const std::vector<raft::Entry>& entries) {
   for (const auto& e : entries) {
     if (e.index <= n.sm->applied_index()) continue;
     auto [it, fresh] = applied_.emplace(e.index, std::make_pair(e.term, e.data));
-    if (fresh) commit_term_bound_[e.index] = n.raft->term();
+    if (fresh) {
+      commit_term_bound_[e.index] = n.raft->term();
+      check_commit_safety(n, e.index, e.term);
+    }
     if (!fresh && (it->second.first != e.term || it->second.second != e.data)) {
       fail("raft-invariants", "state machine safety",
            "node " + std::to_string(n.id) + " applied (term " + std::to_string(e.term) +
@@ -426,7 +484,12 @@ void Sim::apply_entries(Node& n, const std::vector<raft::Entry>& entries) {
     trace_.add(r.index * 31 + n.id);
     if (r.type == raft::EntryType::kConfig) {
       auto cfg = raft::decode_configuration(n.sm->config_bytes());
-      if (cfg.ok() && !cfg->contains(n.id)) n.removed = true;
+      // Removed once a configuration lists this id as removed (as the server
+      // does): a joining node replaying the log from its start applies older
+      // configurations without itself, which is not a removal.
+      if (cfg.ok() && std::binary_search(cfg->removed.begin(), cfg->removed.end(), n.id)) {
+        n.removed = true;
+      }
     }
     auto it = n.proposals.find(r.index);
     if (it == n.proposals.end()) continue;
@@ -484,7 +547,7 @@ void Sim::maybe_snapshot(Node& n) {
 
 void Sim::send_packet(NodeId from, NodeId to, Packet p, uint64_t extra_us) {
   result_.stats.messages_sent++;
-  if (!link_up(from, to) || (p.kind == Packet::Kind::kRaft && rng_.chance(loss_))) {
+  if (!link_up(from, to) || nodes_.at(from).doomed || (p.kind == Packet::Kind::kRaft && rng_.chance(loss_))) {
     result_.stats.messages_dropped++;
     return;
   }
@@ -558,7 +621,7 @@ SimOp Sim::make_op(int client) {
   op.client = client;
   std::vector<NodeId> live = member_ids();
   op.node = live[rng_.below(live.size())];
-  op.key = key_name(rng_.below(opt_.keys));
+  op.key = key_name(key_base() + rng_.below(opt_.keys));
   uint64_t r = rng_.below(100);
   if (r < 30) {
     op.kind = SimOp::Kind::kAdd;
@@ -748,7 +811,7 @@ void Sim::node_start_op(Node& n, uint64_t op_id) {
   }
 }
 
-void Sim::node_retry_waiting(Node& n) {
+void Sim::node_retry_waiting(Node& n, bool leader_changed) {
   // The head of each connection that has not left the node yet, and reads
   // whose ReadIndex answer may have been lost, start again.
   for (auto& [client, q] : n.connections) {
@@ -767,7 +830,7 @@ void Sim::node_retry_waiting(Node& n) {
     for (const auto& [idx, id] : n.ready_reads) {
       if (id == op_id) reading = true;
     }
-    if (reading && rng_.below(kElectionTicks) != 0) continue;
+    if (reading && !leader_changed && rng_.below(kElectionTicks) != 0) continue;
     if (reading) {
       for (auto it = n.reads.begin(); it != n.reads.end();) {
         it = it->second == op_id ? n.reads.erase(it) : std::next(it);
@@ -837,7 +900,10 @@ NodeId Sim::current_leader() const {
   NodeId best = 0;
   Term best_term = 0;
   for (const auto& [id, n] : nodes_) {
-    if (n.up && n.raft->role() == raft::Role::kLeader && n.raft->term() >= best_term) {
+    // A removed leader handing over (raft.cc activate_config) answers
+    // REMOVED: not the leader clients or faults should aim at.
+    if (n.up && !n.removed && n.raft->role() == raft::Role::kLeader &&
+        n.raft->term() >= best_term) {
       best = id;
       best_term = n.raft->term();
     }
@@ -860,14 +926,15 @@ void Sim::inject_fault() {
   if (r < 25) {
     // Crash a node (often the leader), restart it later.
     NodeId leader = current_leader();
+    if (rng_.chance(0.6)) {
+      (rng_.chance(0.5) ? crash_leader_on_commit_ : crash_new_leader_) = true;
+      return;
+    }
     if (leader != 0 && rng_.chance(0.5)) victim = leader;
     Node& n = nodes_.at(victim);
     if (!n.up) return;
     crash_node(n);
-    after(rng_.range(50, 2000) * kMs, [this, victim] {
-      Node& m = nodes_.at(victim);
-      if (!m.up && chaos_) start_node(m);
-    });
+    restart_later(victim);
   } else if (r < 35) {
     // A power outage: several nodes (sometimes all) crash at once, losing
     // whatever they had not fsynced, and come back together.
@@ -1014,6 +1081,62 @@ void Sim::fail(const std::string& checker, const std::string& property, const st
   stopped_ = true;
 }
 
+// Commit safety (paper §5.4.2, Figure 8): once an entry is committed, no
+// voter lacking it can win an election. Checked when the entry is first
+// applied anywhere, on durable logs and on log comparison alone (which votes
+// a candidate could gather in some future term): every quorum must hold a
+// voter whose durable log is more up to date than the candidate's. Sound for
+// the correct commit rule (the Leader Completeness proof: each quorum
+// intersects the one that stored the entry); an old-term entry committed by
+// counting replicas fails it while a node holding a later-term entry at that
+// index could still be elected, before any node is ever overwritten.
+void Sim::check_commit_safety(Node& n, raft::Index index, raft::Term term) {
+  const raft::Configuration& cfg = n.raft->configuration();
+  const raft::JointQuorum quorum(cfg);
+  struct Tip {
+    raft::Term last_term = 0;
+    raft::Index last_index = 0;
+    bool has_entry = false;
+  };
+  std::map<NodeId, Tip> tips;
+  for (const auto& [id, node] : nodes_) {
+    const raft::MemoryStorage& d = node.disk->durable();
+    Tip tip;
+    tip.last_index = d.last_index();
+    auto lt = d.term(tip.last_index);
+    tip.last_term = lt.ok() ? *lt : 0;
+    if (index < d.first_index()) {
+      tip.has_entry = d.snapshot().meta.index >= index;
+    } else {
+      auto t = d.term(index);
+      tip.has_entry = t.ok() && *t == term;
+    }
+    tips[id] = tip;
+  }
+  for (NodeId candidate : cfg.all_nodes()) {
+    if (!cfg.is_voter(candidate) || !tips.count(candidate) || tips[candidate].has_entry) continue;
+    const Tip& c = tips[candidate];
+    std::vector<NodeId> would_vote;
+    for (const auto& [id, v] : tips) {
+      if (!cfg.is_voter(id)) continue;
+      bool up_to_date = c.last_term > v.last_term ||
+                        (c.last_term == v.last_term && c.last_index >= v.last_index);
+      if (id == candidate || up_to_date) would_vote.push_back(id);
+    }
+    if (quorum.is_quorum(would_vote)) {
+      std::string who;
+      for (NodeId id : would_vote) who += (who.empty() ? "" : ",") + std::to_string(id);
+      fail("raft-invariants", "commit safety",
+           "entry " + std::to_string(index) + " of term " + std::to_string(term) +
+               " was applied by node " + std::to_string(n.id) + ", but node " +
+               std::to_string(candidate) + " lacks it and could still win an election with " +
+               "the votes of {" + who + "} (its durable log ends at " +
+               std::to_string(c.last_index) + "@" + std::to_string(c.last_term) + ")");
+      return;
+    }
+  }
+}
+
 void Sim::check_leader_completeness(Node& n) {
   // Every entry applied anywhere (hence committed) must be in a new leader's
   // log, or covered by its snapshot (paper §5.4, Leader Completeness).
@@ -1072,6 +1195,9 @@ bool Sim::settle() {
   // Faults stop: heal the network, restart every node, then a leader must
   // appear and a write must succeed within kSettleLimitUs (liveness, I5).
   chaos_ = false;
+  crash_leader_on_commit_ = false;
+  crash_new_leader_ = false;
+  for (auto& [id, n] : nodes_) n.doomed = false;
   heal();
   for (auto& [id, n] : nodes_) {
     n.fsync_us = 500;
@@ -1164,11 +1290,12 @@ SimResult Sim::run() {
   if (!stopped_) {
     // Final reads on every node, recorded as ordinary operations: every
     // acknowledged write must be visible, and all nodes must agree.
-    for (int k = 0; k < opt_.keys; ++k) {
+    const int keys_used = static_cast<int>(key_base()) + opt_.keys;
+    for (int k = 0; k < keys_used; ++k) {
       for (NodeId id : member_ids()) {
         SimOp op;
         op.id = next_op_++;
-        op.client = 1000 + static_cast<int>(id) * 16 + k;
+        op.client = 1000 + static_cast<int>(id) * 1000 + k;
         op.node = id;
         op.kind = SimOp::Kind::kMembers;
         op.key = key_name(k);

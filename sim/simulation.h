@@ -39,7 +39,12 @@ struct SimOptions {
   int nodes = 3;  // 1..7
   int ops = 300;  // client operations before the faults stop
   int clients = 4;
-  int keys = 3;
+  int keys = 3;  // keys in use at a time
+  /// Operations per key before the clients move on to fresh keys (as Jepsen's
+  /// independent keys): each key's history stays small enough for the
+  /// linearizability search, whose cost grows exponentially with the
+  /// unknown-outcome writes on one key. 0: never move on.
+  int ops_per_key = 25;
   int members = 4;  // member space per key
   bool faults = true;
   bool membership = true;  // random configuration changes

@@ -433,6 +433,7 @@ void Raft::step(const Message& m) {
       resp.to = m.from;
       resp.term = term_;
       resp.reject = true;
+      attach_commit_point(resp);
       send(std::move(resp));
     }
     return;
@@ -477,8 +478,31 @@ void Raft::handle_vote_request(const Message& m) {
   } else {
     resp.term = term_;
     resp.reject = true;
+    attach_commit_point(resp);
   }
   send(std::move(resp));
+}
+
+void Raft::attach_commit_point(Message& resp) const {
+  auto t = log_.term(log_.committed());
+  if (!t.ok()) return;
+  resp.commit = log_.committed();
+  resp.log_term = *t;
+}
+
+void Raft::learn_commit_point(const Message& m) {
+  // Any node's commit index names an entry that is committed. When our log
+  // holds the same (index, term), log matching makes our whole prefix up to
+  // it identical, so it is committed here too. Without this a candidate
+  // stuck in a joint configuration whose C_new commit it never heard of
+  // needs the vote of a node that C_new removed, which has a longer log and
+  // can neither vote for it nor campaign (soak seed 16657, 2 nodes).
+  if (m.commit <= log_.committed() || m.log_term == 0) return;
+  if (!log_.match_term(m.commit, m.log_term)) return;
+  commit_to(m.commit);
+  // The configuration just committed may have removed us: stop campaigning
+  // (a candidate must be a voter of the configuration it would lead).
+  if (!promotable()) become_follower(term_, kNoNode);
 }
 
 void Raft::step_follower(const Message& m) {
@@ -521,12 +545,16 @@ void Raft::step_candidate(const Message& m) {
       break;
     case MessageType::kPreVoteResponse:
       if (role_ == Role::kPreCandidate) {
+        if (m.reject) learn_commit_point(m);
+        if (role_ != Role::kPreCandidate) break;  // removed by what it learned
         votes_.emplace(m.from, !m.reject);
         poll_votes();
       }
       break;
     case MessageType::kVoteResponse:
       if (role_ == Role::kCandidate) {
+        if (m.reject) learn_commit_point(m);
+        if (role_ != Role::kCandidate) break;  // removed by what it learned
         votes_.emplace(m.from, !m.reject);
         poll_votes();
       }

@@ -279,6 +279,10 @@ class Raft {
   Index self_match() const;
   bool maybe_commit();
   void commit_to(Index index);
+  /// A rejected (pre-)vote carries the responder's commit index and its
+  /// term there, so a candidate can learn that entries it holds committed.
+  void attach_commit_point(Message& resp) const;
+  void learn_commit_point(const Message& m);
   bool committed_current_term() const;
   bool send_append(NodeId to, bool send_if_empty = true);
   void send_snapshot_chunk(NodeId to, Progress& pr);

@@ -483,6 +483,12 @@ Status Server::Impl::run() {
   transport_->stop();
   stop_admin();
   Status s = store_->flush();
+  if (s.code() == Code::kNoSpace) {
+    // Not needed for durability: the synced WAL holds everything and the
+    // next start replays it. A full disk must not turn SIGTERM into exit 1.
+    spdlog::warn("shutdown without flushing the store: {}", s.to_string());
+    s = Status::ok();
+  }
   spdlog::info("node {} stopped", opt_.id);
   return fatal_.is_ok() ? s : fatal_;
 }
@@ -548,13 +554,19 @@ void Server::Impl::process_ready() {
       on_storage_failure(s);
       break;
     }
-    if (storage_failed_) {
+    // Recovered only once the store says so (on_tick's resume()): a Ready
+    // with nothing to persist proves nothing.
+    if (storage_failed_ && !store_->write_failed()) {
       storage_failed_ = false;
       raft_->set_storage_failed(false);
       spdlog::info("storage recovered");
     }
     send_messages(rd.messages);
+    const bool failed_before_apply = storage_failed_;
     apply(rd.committed_entries);
+    // The state machine could not persist (disk full): nothing was applied;
+    // without advance() the Ready, and its committed entries, come again.
+    if (storage_failed_ && !failed_before_apply) break;
     for (auto& rs : rd.read_states) on_read_state(rs);
     raft_->advance(rd);
     serve_ready_reads();
@@ -585,8 +597,14 @@ void Server::Impl::on_storage_failure(const Status& s) {
 
 void Server::Impl::on_tick() {
   if (storage_failed_) {
-    // Try again: RocksDB may resume once space returns.
-    (void)store_->resume();
+    // Try again: the store recovers (reopens) once space returns. Cleared
+    // here, not only in process_ready(): when every node's disk was full
+    // there is no leader and no message, so no Ready would ever come.
+    if (store_->resume() && !store_->write_failed()) {
+      storage_failed_ = false;
+      raft_->set_storage_failed(false);
+      spdlog::info("storage recovered");
+    }
     kick();
   }
   uint64_t now = now_ms();
@@ -607,9 +625,12 @@ void Server::Impl::on_tick() {
                  passed ? Status(Code::kTimeout,
                                  "the write was sent to the leader but its commit was not "
                                  "confirmed in time: the outcome is unknown")
-                        : Status(Code::kNoQuorum,
-                                 "no quorum within the write timeout; the request was never "
-                                 "proposed, nothing changed"),
+                 : storage_failed_
+                     ? Status(Code::kNoSpace,
+                              "this node cannot persist (disk full or I/O error); nothing changed")
+                     : Status(Code::kNoQuorum,
+                              "no quorum within the write timeout; the request was never "
+                              "proposed, nothing changed"),
                  {});
   }
   std::vector<uint64_t> expired_admin;
@@ -746,6 +767,10 @@ void Server::Impl::flush_proposals() {
 void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
   if (entries.empty()) return;
   auto results = sm_->apply(entries, false);
+  if (!results.ok() && results.code() == Code::kNoSpace) {
+    on_storage_failure(results.status());  // process_ready does not advance
+    return;
+  }
   if (!results.ok()) {
     // The state machine cannot keep up with the log: nothing applied; the
     // node stops (an applied index that skips entries would be silent loss).
@@ -1071,6 +1096,13 @@ void Server::Impl::on_leader_change() {
     if (!a.forwarded) admin_ids.push_back(id);
   }
   for (uint64_t id : admin_ids) forward_admin(id);
+  // Reads without a read index yet ask again now instead of at their retry
+  // time: their ReadIndex request may have gone to the old leader.
+  std::vector<uint64_t> read_ids;
+  for (auto& [id, r] : reads_) {
+    if (r.read_index == 0) read_ids.push_back(id);
+  }
+  for (uint64_t id : read_ids) start_read(id);
 }
 
 }  // namespace cset::server

@@ -163,6 +163,57 @@ TEST(RaftMembership, RemoveTheLeader) {
   EXPECT_EQ(c.raft(3).commit_index(), *w);
 }
 
+// Soak seed 16657: leader 2 of {1, 2} removes itself; node 1 never hears
+// that C_new = {1} committed, so it stays in the joint configuration and
+// needs node 2's vote. Node 1 then leads briefly, its no-op reaches node 2
+// but not its own disk, and it crashes: node 2's log is now longer, so node 2
+// refuses its vote, and node 2 cannot campaign (C_new removed it). A rejected
+// vote carries the responder's commit point, from which node 1 learns that
+// C_new committed, and it then leads {1} alone.
+TEST(RaftMembership, CandidateLearnsItsRemovalCommitFromARejectedVote) {
+  Cluster c({1, 2});
+  ASSERT_TRUE(c.campaign(2));
+  auto idx = c.raft(2).propose_conf_change({{Type::kRemove, 2, ""}});
+  ASSERT_TRUE(idx.ok()) << idx.status().to_string();
+  const Index leave = *idx + 1;  // the automatic leave-joint entry
+  // Node 1 gets both entries but never a commit index covering `leave`.
+  c.set_drop_filter([&](const Message& m) {
+    return m.from == 2 && m.to == 1 &&
+           (m.type == MessageType::kTimeoutNow || m.commit >= leave);
+  });
+  c.run(30);
+  ASSERT_NE(c.raft(2).role(), Role::kLeader);
+  ASSERT_EQ(c.raft(2).commit_index(), leave);
+  ASSERT_EQ(c.raft(1).commit_index(), *idx);
+  ASSERT_EQ(c.raft(1).last_index(), leave);
+  ASSERT_TRUE(c.raft(1).configuration().joint());
+  c.heal();
+  // Node 1 wins (node 2's log is as long), but crashes before its no-op is
+  // durable; node 2 has stored it.
+  for (int i = 0; i < 200 && c.raft(1).role() != Role::kLeader; ++i) {
+    c.tick(1);
+    c.process_readies();
+    c.deliver();
+  }
+  ASSERT_EQ(c.raft(1).role(), Role::kLeader);
+  Ready rd = c.take_ready(1);
+  c.send(rd.leader_messages);
+  c.crash(1);
+  c.deliver();
+  c.process_readies();
+  ASSERT_EQ(c.raft(2).last_index(), leave + 1);
+  c.restart(1);
+  ASSERT_EQ(c.raft(1).last_index(), leave);
+  c.run(100);
+  ASSERT_EQ(c.leader(), 1);
+  EXPECT_EQ(c.raft(1).configuration().voters, (std::vector<NodeId>{1}));
+  EXPECT_FALSE(c.raft(1).configuration().joint());
+  auto w = c.propose(1, {"after"});
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  c.stabilize();
+  EXPECT_EQ(c.raft(1).commit_index(), *w);
+}
+
 TEST(RaftMembership, SecondChangeWhileOneIsInFlightIsBusy) {
   Cluster c({1, 2, 3});
   ASSERT_TRUE(c.campaign(1));
