@@ -302,6 +302,7 @@ void Server::Impl::leader_admin(const AdminOp& op, uint64_t deadline_ms, AdminDo
   p.kind = PendingAdmin::Kind::kAwaitHandshake;
   uint64_t now = now_ms();
   p.handshake_deadline_ms = now + (deadline_ms > now ? (deadline_ms - now) / 2 : 0);
+  last_refusal_.erase(p.target);
   admin_waiting_.push_back(std::move(p));
   update_peers();
   check_admin();
@@ -378,10 +379,17 @@ void Server::Impl::check_admin() {
           finished = true;
         } else if (now >= p.handshake_deadline_ms) {
           end_join_wait(p.target);
-          p.done(Status(Code::kErr, "node " + std::to_string(p.target) + " did not answer at " +
-                                        p.op.address +
-                                        " in time (start it first with csetd --join and this "
-                                        "--peer-listen address); nothing changed"));
+          auto refusal = last_refusal_.find(p.target);
+          if (refusal != last_refusal_.end()) {
+            p.done(Status(Code::kErr, "node " + std::to_string(p.target) + " at " + p.op.address +
+                                          " was refused: " + refusal->second +
+                                          "; nothing changed"));
+          } else {
+            p.done(Status(Code::kErr, "node " + std::to_string(p.target) + " did not answer at " +
+                                          p.op.address +
+                                          " in time (start it first with csetd --join and this "
+                                          "--peer-listen address); nothing changed"));
+          }
           finished = true;
         }
         break;

@@ -134,6 +134,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       resp::ParseResult r = parser_.next();
       if (r.status == resp::ParseStatus::kNeedMore) return;
       Item item;
+      item.arrival_ms = server_->now_ms();
       if (r.status == resp::ParseStatus::kCommand) {
         item.args.assign(r.args.begin(), r.args.end());
       } else {
@@ -149,6 +150,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<std::string> args;
     std::string error;
     bool fatal = false;
+    uint64_t arrival_ms = 0;  // when it was read off the socket
   };
 
   void process() {
@@ -166,6 +168,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
         continue;
       }
+      arrival_ms_ = item.arrival_ms;
       execute(item.args);
     }
     flush();
@@ -208,17 +211,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
       std::function<void(const Status&, const set::ApplyResult&, resp::ReplyWriter&)> reply) {
     busy_ = true;
     auto self = shared_from_this();
-    server_->submit_write(set::encode_command(cmd),
-                          [this, self, reply](const Status& s, const set::ApplyResult& r) {
-                            if (closed_) return;
-                            resp::ReplyWriter w(&out_, protocol_);
-                            if (!s.is_ok()) {
-                              w.error(s);
-                            } else {
-                              reply(s, r, w);
-                            }
-                            reply_done();
-                          });
+    server_->submit_write(
+        set::encode_command(cmd),
+        [this, self, reply](const Status& s, const set::ApplyResult& r) {
+          if (closed_) return;
+          resp::ReplyWriter w(&out_, protocol_);
+          if (!s.is_ok()) {
+            w.error(s);
+          } else {
+            reply(s, r, w);
+          }
+          reply_done();
+        },
+        arrival_ms_);
   }
 
   void run(resp::Sadd& r) {
@@ -259,16 +264,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read_command(std::function<void(resp::ReplyWriter&)> reply) {
     busy_ = true;
     auto self = shared_from_this();
-    server_->submit_read([this, self, reply](const Status& s) {
-      if (closed_) return;
-      resp::ReplyWriter w(&out_, protocol_);
-      if (!s.is_ok()) {
-        w.error(s);
-      } else {
-        reply(w);
-      }
-      reply_done();
-    });
+    server_->submit_read(
+        [this, self, reply](const Status& s) {
+          if (closed_) return;
+          resp::ReplyWriter w(&out_, protocol_);
+          if (!s.is_ok()) {
+            w.error(s);
+          } else {
+            reply(w);
+          }
+          reply_done();
+        },
+        arrival_ms_);
   }
 
   set::StateMachine& sm() { return server_->sm(); }
@@ -555,6 +562,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t id_;
   resp::RequestParser parser_;
   std::deque<Item> queue_;
+  uint64_t arrival_ms_ = 0;  // of the command being executed
   std::string out_;
   std::string sending_;
   int protocol_ = 2;

@@ -330,6 +330,7 @@ bool Server::Impl::open_sockets(StartError* error) {
   cb.on_refused = [this](const net::Refusal& r) {
     spdlog::warn("peer {} at {} refused ({}): {}", r.peer, r.address,
                  r.by_us ? "by us" : "by the peer", r.reason);
+    asio::post(io_, [this, peer = r.peer, why = r.reason] { last_refusal_[peer] = why; });
     if (!r.by_us && r.reason.rfind(kRemovedReason, 0) == 0) {
       asio::post(io_, [this, reason = r.reason] {
         if (removed_) return;
@@ -675,7 +676,17 @@ uint64_t Server::Impl::now_ms() const {
                                    .count());
 }
 
-void Server::Impl::submit_write(std::string command, WriteCallback done) {
+bool Server::Impl::expired_without_leader(uint64_t arrival_ms) const {
+  return arrival_ms != 0 && now_ms() >= arrival_ms + opt_.write_timeout_ms &&
+         raft_->leader_id() == raft::kNoNode;
+}
+
+void Server::Impl::submit_write(std::string command, WriteCallback done, uint64_t arrival_ms) {
+  if (expired_without_leader(arrival_ms)) {
+    metrics_.errors["NOQUORUM"]++;
+    done(Status(Code::kNoQuorum, "no leader within the write timeout; nothing changed"), {});
+    return;
+  }
   uint64_t id = next_request_id_++;
   PendingWrite w;
   w.command = std::move(command);
@@ -930,7 +941,12 @@ void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
 // ---------------------------------------------------------------------------
 // Reads (ReadIndex, dissertation §6.4).
 
-void Server::Impl::submit_read(ReadCallback done) {
+void Server::Impl::submit_read(ReadCallback done, uint64_t arrival_ms) {
+  if (expired_without_leader(arrival_ms)) {
+    metrics_.errors["NOQUORUM"]++;
+    done(Status(Code::kNoQuorum, "no leader within the write timeout; the read was not served"));
+    return;
+  }
   uint64_t id = next_request_id_++;
   PendingRead r;
   r.done = std::move(done);

@@ -95,10 +95,17 @@ class Server::Impl {
   // For connections (loop thread).
   /// Proposes an encoded set::Command (through the leader). `done` gets ok
   /// with the apply result, or NOQUORUM / TIMEOUT / NOSPACE.
-  void submit_write(std::string command, WriteCallback done);
+  /// `arrival_ms` (now_ms() clock; 0 = now) is when the command reached the
+  /// node: one that already waited a whole write timeout in its connection's
+  /// queue while the node knows no leader fails at once with NOQUORUM,
+  /// instead of each queued command waiting a full timeout in turn (C11).
+  void submit_write(std::string command, WriteCallback done, uint64_t arrival_ms = 0);
   /// Confirms a linearizable read point; `done` runs once the local state
-  /// machine has applied it (then read sm()).
-  void submit_read(ReadCallback done);
+  /// machine has applied it (then read sm()). `arrival_ms` as submit_write.
+  void submit_read(ReadCallback done, uint64_t arrival_ms = 0);
+  /// True when a command that arrived at `arrival_ms` has waited out the
+  /// write timeout and no leader is known (see submit_write).
+  bool expired_without_leader(uint64_t arrival_ms) const;
   set::StateMachine& sm() { return *sm_; }
   const ServerOptions& options() const { return opt_; }
   const resp::Limits& limits() const { return limits_; }
@@ -266,6 +273,9 @@ class Server::Impl {
   // before they are members, so that the leader learns their client address
   // and incarnation before it records them in the configuration.
   std::map<raft::NodeId, std::string> joining_;
+  // The last handshake refusal per peer (loop thread), so that an ADD that
+  // fails can say why (another cluster, a wiped disk, ...): C06.
+  std::map<raft::NodeId, std::string> last_refusal_;
   // Whether this node is in its (applied) configuration; false while a
   // --join node waits to be added: it then accepts any peer with the token.
   bool member_ = false;
