@@ -1202,7 +1202,10 @@ bool Sim::settle() {
   for (auto& [id, n] : nodes_) {
     n.fsync_us = 500;
     n.clock_rate = 1.0;
-    if (!n.up && !n.removed) start_node(n);
+    // Removed nodes too: a node that a joint configuration removes is still
+    // needed to finish leaving it (its vote in C_old), and its process runs
+    // until an operator stops it.
+    if (!n.up) start_node(n);
   }
   uint64_t deadline = now_ + kSettleLimitUs;
   uint64_t probe_id = 0;
