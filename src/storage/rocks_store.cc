@@ -11,9 +11,11 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstdio>
 #include <random>
 #include <set>
+#include <shared_mutex>
 
 #include "raft/codec.h"
 #include "storage/format.h"
@@ -84,25 +86,66 @@ class RocksStore::ErrorListener : public rocksdb::EventListener {
   std::function<void(const std::string&)> warn_;
 };
 
-// ---------------------------------------------------------------------------
-// set::Kv on the data and sm_meta column families.
-
 namespace {
 
-class RocksView : public set::KvView {
+/// RocksDB's info log, routed to StoreOptions::warn (errors only) instead of a LOG file in the data
+/// directory: that file shares the disk, and once an append to it fails for lack of space, Debian's
+/// RocksDB 7.8 (built with assertions) aborts the process at the next log line
+/// (WritableFileWriter::AssertFalseAndGetStatusForPrevError).
+class RocksLogger final : public rocksdb::Logger {
  public:
-  RocksView(rocksdb::DB* db, std::array<rocksdb::ColumnFamilyHandle*, 2> cf,
-            const rocksdb::Snapshot* snapshot)
-      : db_(db), cf_(cf), snapshot_(snapshot) {}
-  ~RocksView() override {
-    if (snapshot_ != nullptr) db_->ReleaseSnapshot(snapshot_);
+  explicit RocksLogger(std::function<void(const std::string&)> warn)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::ERROR_LEVEL), warn_(std::move(warn)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::ERROR_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    warn_(std::string("storage: rocksdb: ") + line);
   }
 
+ private:
+  std::function<void(const std::string&)> warn_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// set::Kv on the data and sm_meta column families. Every call looks db_ up
+// under db_mu_ (a recovering reopen replaces it); a view pins a RocksDB
+// snapshot of one instance, so no reopen happens while one is alive.
+
+class RocksStore::View final : public set::KvView {
+ public:
+  /// `snapshot`: a point-in-time view (counted in open_views_) or the latest
+  /// state (Kv's own reads).
+  View(const RocksStore* store, bool snapshot) : store_(store) {
+    if (!snapshot) return;
+    std::shared_lock lock(store_->db_mu_);
+    store_->open_views_.fetch_add(1);
+    pinned_ = true;
+    if (store_->db_ != nullptr) snapshot_ = store_->db_->GetSnapshot();
+  }
+  ~View() override {
+    if (!pinned_) return;
+    std::shared_lock lock(store_->db_mu_);
+    if (snapshot_ != nullptr) store_->db_->ReleaseSnapshot(snapshot_);
+    store_->open_views_.fetch_sub(1);
+  }
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+
   Result<std::optional<std::string>> get(set::Space s, std::string_view key) const override {
+    std::shared_lock lock(store_->db_mu_);
+    if (!usable()) return store_->closed();
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot_;
     std::string value;
-    rocksdb::Status st = db_->Get(ro, family(s), rocksdb::Slice(key.data(), key.size()), &value);
+    rocksdb::Status st =
+        store_->db_->Get(ro, family(s), rocksdb::Slice(key.data(), key.size()), &value);
     if (st.IsNotFound()) return std::optional<std::string>();
     if (!st.ok()) return from_rocks(st, "storage: kv get");
     return std::optional<std::string>(std::move(value));
@@ -110,11 +153,13 @@ class RocksView : public set::KvView {
 
   Status scan(set::Space s, std::string_view start, std::string_view end,
               const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    std::shared_lock lock(store_->db_mu_);
+    if (!usable()) return store_->closed();
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot_;
     rocksdb::Slice upper(end.data(), end.size());
     if (!end.empty()) ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, family(s)));
+    std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, family(s)));
     for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid(); it->Next()) {
       const rocksdb::Slice k = it->key();
       const rocksdb::Slice v = it->value();
@@ -123,22 +168,21 @@ class RocksView : public set::KvView {
     return from_rocks(it->status(), "storage: kv scan");
   }
 
- protected:
+ private:
+  // REQUIRES: db_mu_ held.
+  bool usable() const { return store_->db_ != nullptr && (!pinned_ || snapshot_ != nullptr); }
   rocksdb::ColumnFamilyHandle* family(set::Space s) const {
-    return cf_[s == set::Space::kData ? 0 : 1];
+    return store_->family(s == set::Space::kData ? kData : kSmMeta);
   }
 
-  rocksdb::DB* db_;
-  std::array<rocksdb::ColumnFamilyHandle*, 2> cf_;
-  const rocksdb::Snapshot* snapshot_;  // null: the latest state
+  const RocksStore* store_;
+  bool pinned_ = false;
+  const rocksdb::Snapshot* snapshot_ = nullptr;  // null: the latest state
 };
-
-}  // namespace
 
 class RocksStore::Kv final : public set::Kv {
  public:
-  Kv(RocksStore* store, std::array<rocksdb::ColumnFamilyHandle*, 2> cf)
-      : store_(store), current_(store->db_, cf, nullptr), cf_(cf) {}
+  explicit Kv(RocksStore* store) : store_(store), current_(store, /*snapshot=*/false) {}
 
   Result<std::optional<std::string>> get(set::Space s, std::string_view key) const override {
     return current_.get(s, key);
@@ -149,6 +193,13 @@ class RocksStore::Kv final : public set::Kv {
   }
 
   Status write(const set::WriteBatch& batch, bool sync) override {
+    if (store_->write_failed_.load()) {
+      std::lock_guard lock(store_->mu_);
+      Status r = store_->resume_locked();
+      if (!r) return r;
+    }
+    std::shared_lock lock(store_->db_mu_);
+    if (store_->db_ == nullptr) return store_->closed();
     rocksdb::WriteBatch wb;
     for (const set::WriteOp& op : batch.ops) {
       rocksdb::ColumnFamilyHandle* cf = family(op.space);
@@ -156,46 +207,62 @@ class RocksStore::Kv final : public set::Kv {
                                                                : wb.Delete(cf, op.key);
       if (!st.ok()) return from_rocks(st, "storage: kv batch");
     }
-    return store_->write(&wb, sync, "kv write");
+    return store_->write_db(&wb, sync, "kv write");
   }
 
   std::unique_ptr<set::KvView> view() const override {
-    return std::make_unique<RocksView>(store_->db_, cf_, store_->db_->GetSnapshot());
+    return std::make_unique<View>(store_, /*snapshot=*/true);
   }
 
   // One write batch: delete everything in both spaces, put the source's
   // contents, and (during install_snapshot) the log-side changes. Memory:
   // the whole image is held in the batch (docs/storage.md, "Limits").
+  // The source is read without db_mu_ (it may be a view of this store);
+  // holding mu_ keeps db_ and its handles from changing meanwhile.
   Status replace_all(const set::KvView& source) override {
+    std::lock_guard lock(store_->mu_);
+    if (store_->write_failed_.load()) {
+      Status r = store_->resume_locked();
+      if (!r) return r;
+    }
     rocksdb::WriteBatch wb;
     for (set::Space s : {set::Space::kData, set::Space::kMeta}) {
-      Status st = clear_space(&wb, s);
-      if (!st) return st;
+      rocksdb::ColumnFamilyHandle* cf = nullptr;
+      {
+        std::shared_lock db_lock(store_->db_mu_);
+        if (store_->db_ == nullptr) return store_->closed();
+        Status st = clear_space(&wb, s);
+        if (!st) return st;
+        cf = family(s);
+      }
       rocksdb::Status put_status;
-      st = source.scan(s, "", "", [&](std::string_view k, std::string_view v) {
-        put_status = wb.Put(family(s), rocksdb::Slice(k.data(), k.size()),
-                            rocksdb::Slice(v.data(), v.size()));
+      Status st = source.scan(s, "", "", [&](std::string_view k, std::string_view v) {
+        put_status =
+            wb.Put(cf, rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(v.data(), v.size()));
         return put_status.ok();
       });
       if (!st) return st;
       if (!put_status.ok()) return from_rocks(put_status, "storage: replace_all batch");
     }
-    std::lock_guard lock(store_->mu_);
     const bool installing = store_->pending_install_ && !store_->pending_install_->consumed;
     if (installing) {
       Status st = store_->add_install_locked(&wb);
       if (!st) return st;
     }
-    Status st = store_->write(&wb, /*sync=*/true, "replace_all");
+    std::shared_lock db_lock(store_->db_mu_);
+    if (store_->db_ == nullptr) return store_->closed();
+    Status st = store_->write_db(&wb, /*sync=*/true, "replace_all");
     if (st && installing) store_->finish_install_locked();
     return st;
   }
 
  private:
+  // REQUIRES: db_mu_ held.
   rocksdb::ColumnFamilyHandle* family(set::Space s) const {
-    return cf_[s == set::Space::kData ? 0 : 1];
+    return store_->family(s == set::Space::kData ? kData : kSmMeta);
   }
 
+  // REQUIRES: db_mu_ held, db_ open.
   Status clear_space(rocksdb::WriteBatch* wb, set::Space s) {
     std::unique_ptr<rocksdb::Iterator> it(
         store_->db_->NewIterator(rocksdb::ReadOptions(), family(s)));
@@ -211,8 +278,7 @@ class RocksStore::Kv final : public set::Kv {
   }
 
   RocksStore* store_;
-  RocksView current_;
-  std::array<rocksdb::ColumnFamilyHandle*, 2> cf_;
+  View current_;
 };
 
 // ---------------------------------------------------------------------------
@@ -224,6 +290,10 @@ RocksStore::RocksStore(StoreOptions options) : options_(std::move(options)) {
 
 RocksStore::~RocksStore() {
   kv_.reset();
+  close_db();
+}
+
+void RocksStore::close_db() {
   if (db_ != nullptr) {
     if (handles_) {
       for (rocksdb::ColumnFamilyHandle* h : handles_->cf) {
@@ -232,7 +302,17 @@ RocksStore::~RocksStore() {
     }
     db_->Close().PermitUncheckedError();
     delete db_;
+    db_ = nullptr;
   }
+  if (handles_) handles_->cf.clear();
+}
+
+rocksdb::ColumnFamilyHandle* RocksStore::family(size_t i) const { return (*handles_)[i]; }
+
+Status RocksStore::closed() const {
+  return Status(Code::kIo, "storage: " + options_.dir +
+                               ": closed after a failed attempt to reopen it (disk full?); "
+                               "the next write retries");
 }
 
 void RocksStore::warn(const std::string& message) const {
@@ -280,24 +360,17 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
       }
     }
   } else {
-    auto scans = scan_wal_files(fs, dir);
-    if (!scans.ok()) return scans.status();
-    for (const WalScanResult& r : *scans) {
-      if (r.outcome == WalScanResult::Outcome::kCorrupt) {
-        return store->corrupt("write-ahead log " + r.file + " is damaged at offset " +
-                              std::to_string(r.offset) + " of " + std::to_string(r.size) + ": " +
-                              r.detail);
-      }
-      if (r.outcome == WalScanResult::Outcome::kTornTail) {
-        store->warn("storage: " + r.file + ": dropping a torn final record (" +
-                    std::to_string(r.size - r.offset) + " bytes at offset " +
-                    std::to_string(r.offset) + ", after " + std::to_string(r.records) +
-                    " complete records): a write interrupted by a crash, never acknowledged");
-      }
-    }
+    Status s = store->check_wal_files();
+    if (!s) return s;
   }
-  Status s = store->open_db(!exists);
+  if (!exists) {
+    // Made here so RocksDB does not log an error about a missing directory.
+    rocksdb::IOStatus made = fs->CreateDirIfMissing(dir, rocksdb::IOOptions(), nullptr);
+    if (!made.ok()) return from_rocks(made, "data directory " + dir + ": cannot create it");
+  }
+  Status s = store->open_db(!exists, store->options_.verify_checksums_on_open && exists);
   if (!s) return s;
+  store->kv_ = std::make_unique<Kv>(store.get());
   s = store->check_identity(!exists);
   if (!s) return s;
   s = store->load_raft_state();
@@ -305,7 +378,28 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
   return store;
 }
 
-Status RocksStore::open_db(bool creating) {
+// Refuses a WAL damaged in the middle (RocksDB's recovery modes cannot tell
+// it from a torn tail reliably); warns about a torn tail, which RocksDB drops.
+Status RocksStore::check_wal_files() {
+  auto scans = scan_wal_files(options_.fs.get(), options_.dir);
+  if (!scans.ok()) return scans.status();
+  for (const WalScanResult& r : *scans) {
+    if (r.outcome == WalScanResult::Outcome::kCorrupt) {
+      return corrupt("write-ahead log " + r.file + " is damaged at offset " +
+                     std::to_string(r.offset) + " of " + std::to_string(r.size) + ": " + r.detail);
+    }
+    if (r.outcome == WalScanResult::Outcome::kTornTail) {
+      warn("storage: " + r.file + ": dropping a torn final record (" +
+           std::to_string(r.size - r.offset) + " bytes at offset " + std::to_string(r.offset) +
+           ", after " + std::to_string(r.records) +
+           " complete records): a write interrupted by a crash or a full disk, never "
+           "acknowledged");
+    }
+  }
+  return Status::ok();
+}
+
+Status RocksStore::open_db(bool creating, bool verify_checksums) {
   const std::string& dir = options_.dir;
   auto cache = rocksdb::NewLRUCache(static_cast<size_t>(options_.block_cache_mb) << 20);
 
@@ -323,6 +417,9 @@ Status RocksStore::open_db(bool creating) {
   db.allow_mmap_reads = false;
   db.allow_mmap_writes = false;
   db.max_bgerror_resume_count = 0;  // resume() recovers, not a background thread
+  // Closing never writes (no flush at close), so a store whose disk is full
+  // can be closed and reopened by resume(); the WAL holds everything.
+  db.avoid_flush_during_shutdown = true;
   db.max_background_jobs = 2;
   db.max_total_wal_size = 256ull << 20;  // bounds WAL replay at restart
   db.max_open_files = 1000;
@@ -330,6 +427,7 @@ Status RocksStore::open_db(bool creating) {
   db.max_log_file_size = 8ull << 20;
   db.stats_dump_period_sec = 0;
   db.stats_persist_period_sec = 0;
+  db.info_log = std::make_shared<RocksLogger>([this](const std::string& m) { warn(m); });
   listener_ = std::make_shared<ErrorListener>([this](const std::string& m) { warn(m); });
   db.listeners.push_back(listener_);
 
@@ -338,6 +436,16 @@ Status RocksStore::open_db(bool creating) {
     table.block_cache = cache;
     table.cache_index_and_filter_blocks = true;
     table.pin_l0_filter_and_index_blocks_in_cache = true;
+    // Partitioned index and filters: one monolithic filter block of a big
+    // table file is several MiB, more than one shard of the block cache
+    // (64 MiB / 64 shards), so it was evicted at once and read again from
+    // disk by every point lookup: applying SADDs to a set of millions of
+    // members slowed down as it grew (seen by bench/restart_time).
+    table.index_type = rocksdb::BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch;
+    table.partition_filters = bloom;
+    table.metadata_block_size = 4096;
+    table.cache_index_and_filter_blocks_with_high_priority = true;
+    table.pin_top_level_index_and_filter = true;
     if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     rocksdb::ColumnFamilyOptions cf;
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -385,14 +493,13 @@ Status RocksStore::open_db(bool creating) {
       return Status(Code::kNoSpace, "data directory " + dir + ": " + st.ToString());
     return corrupt("cannot open: " + st.ToString());
   }
-  if (options_.verify_checksums_on_open && !creating) {
+  if (verify_checksums) {
     st = db_->VerifyChecksum();
     if (!st.ok()) {
       if (st.IsCorruption()) return corrupt(st.ToString());
       return from_rocks(st, "data directory " + dir + ": verifying checksums");
     }
   }
-  kv_ = std::make_unique<Kv>(this, std::array{(*handles_)[kData], (*handles_)[kSmMeta]});
   return Status::ok();
 }
 
@@ -437,7 +544,7 @@ Status RocksStore::check_identity(bool creating) {
       wb.Put(node, kClusterIdKey, identity_.cluster_id).PermitUncheckedError();
     }
     wb.Put(node, kIncarnationKey, identity_.incarnation).PermitUncheckedError();
-    return write(&wb, /*sync=*/true, "creating the identity record");
+    return write_db(&wb, /*sync=*/true, "creating the identity record");
   }
   if (!st.ok()) return from_rocks(st, "data directory " + where);
   if (version.size() != 4) return corrupt("malformed format version in " + where);
@@ -479,9 +586,11 @@ Status RocksStore::set_cluster_id(const std::string& cluster_id) {
                                       " (column family 'node')), not to cluster '" + cluster_id +
                                       "'");
   }
+  Status recovered = resume_locked();
+  if (!recovered) return recovered;
   rocksdb::WriteBatch wb;
   wb.Put((*handles_)[kNode], kClusterIdKey, cluster_id).PermitUncheckedError();
-  Status s = write(&wb, /*sync=*/true, "recording the cluster id");
+  Status s = write_locked(&wb, /*sync=*/true, "recording the cluster id");
   if (s) identity_.cluster_id = cluster_id;
   return s;
 }
@@ -664,6 +773,7 @@ raft::Snapshot RocksStore::snapshot() const {
 
 Result<std::vector<Entry>> RocksStore::entries(Index lo, Index hi, uint64_t max_bytes) const {
   const rocksdb::Snapshot* snap = nullptr;
+  std::shared_lock<std::shared_mutex> db_lock;  // taken under mu_, held while reading
   {
     std::lock_guard lock(mu_);
     if (lo <= offset_) {
@@ -676,6 +786,8 @@ Result<std::vector<Entry>> RocksStore::entries(Index lo, Index hi, uint64_t max_
     }
     if (lo > hi) return Status(Code::kInvalid, "entries: lo > hi");
     if (lo == hi) return std::vector<Entry>();
+    db_lock = std::shared_lock(db_mu_);
+    if (db_ == nullptr) return closed();
     // Pinned under the lock: a consistent view of exactly this log.
     snap = db_->GetSnapshot();
   }
@@ -723,43 +835,95 @@ Result<std::vector<Entry>> RocksStore::entries(Index lo, Index hi, uint64_t max_
 // ---------------------------------------------------------------------------
 // Writes
 
-Status RocksStore::write(rocksdb::WriteBatch* batch, bool sync, const char* what) {
-  if (write_failed_.load()) {
-    Status r = resume();
-    if (!r) return r;
-  }
+Status RocksStore::write_db(rocksdb::WriteBatch* batch, bool sync, const char* what) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status st = db_->Write(wo, batch);
   if (!st.ok()) {
+    // Set before write_failed_: a reader that sees the failure sees its kind.
+    failed_no_space_.store(st.IsNoSpace());
     write_failed_.store(true);
     return from_rocks(st, std::string("storage: ") + what);
   }
   return Status::ok();
 }
 
+Status RocksStore::write_locked(rocksdb::WriteBatch* batch, bool sync, const char* what) {
+  std::shared_lock lock(db_mu_);
+  return write_db(batch, sync, what);
+}
+
 bool RocksStore::write_failed() const { return write_failed_.load(); }
 
+// The reopen writes the memtables (the WAL's live contents, at most their
+// arena size) to table files, plus a new WAL, MANIFEST and OPTIONS file.
+uint64_t RocksStore::reopen_needed_bytes() const {
+  uint64_t memtable_bytes = 0;
+  if (db_ == nullptr ||
+      !db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kSizeAllMemTables, &memtable_bytes)) {
+    memtable_bytes = 0;  // closed (a failed reopen): its flush output is on disk
+  }
+  return memtable_bytes + kResumeMinFreeBytes;
+}
+
 Status RocksStore::resume() {
-  std::lock_guard lock(resume_mu_);
+  std::lock_guard lock(mu_);
+  return resume_locked();
+}
+
+// Recovery by close and reopen, never DB::Resume(): in RocksDB 7.8 a flush
+// that failed for lack of space can leave a memtable that no flush picks up
+// again, and DB::Resume() then waits for it for good (WaitForFlushMemTables;
+// docs/storage.md, "Disk full"). The reopen replays the WAL, which holds
+// every acknowledged write (synced) and possibly some unsynced ones that
+// reached the file, writes the memtables to table files (synced) and
+// starts a new WAL: exactly what a restart of the process would recover.
+Status RocksStore::resume_locked() {
   if (!write_failed_.load()) return Status::ok();
-  // Resuming flushes the memtables, which needs room; without it the attempt
-  // only fails again (and RocksDB 7.8 leaks a memtable on that path).
+  if (!failed_no_space_.load()) {
+    return Status(Code::kIo, "storage: " + options_.dir +
+                                 ": cannot write after an I/O error; the store must be "
+                                 "reopened (restart the node)");
+  }
+  // The reopen writes the WAL's contents to table files: wait for the room.
+  const uint64_t needed = reopen_needed_bytes();
   uint64_t free_bytes = 0;
   if (options_.fs->GetFreeSpace(options_.dir, rocksdb::IOOptions(), &free_bytes, nullptr).ok() &&
-      free_bytes < kResumeMinFreeBytes) {
+      free_bytes < needed) {
     return Status(Code::kNoSpace, "storage: " + options_.dir + ": still no space (" +
-                                      std::to_string(free_bytes) + " bytes free)");
+                                      std::to_string(free_bytes) + " bytes free, " +
+                                      std::to_string(needed) + " needed to recover)");
   }
-  rocksdb::Status st = db_->Resume();
-  if (!st.ok()) {
-    // A fatal error (e.g. a failed WAL write or fsync other than ENOSPC: the
-    // file's state is unknown, as with fsync errors in general) cannot be
-    // resumed in place; the node must reopen the store (restart).
-    return from_rocks(st, "storage: still cannot write");
+  std::unique_lock db_lock(db_mu_);
+  if (open_views_.load() > 0) {
+    return Status(Code::kNoSpace, "storage: " + options_.dir +
+                                      ": cannot recover while a snapshot view is open; retry");
   }
+  close_db();
+  Status s = check_wal_files();
+  if (s) s = open_db(/*creating=*/false, /*verify_checksums=*/false);
+  if (!s) {
+    close_db();
+    warn("storage: " + options_.dir + ": reopening after a full disk failed: " + s.to_string());
+    return s;
+  }
+  // The log's in-memory view is rebuilt from what is durable (a write that
+  // failed may have reached the WAL whole; it was never acknowledged).
+  hard_state_ = HardState{};
+  offset_ = 0;
+  last_ = 0;
+  const raft::SnapshotMeta before = snapshot_meta_;
+  snapshot_meta_ = raft::SnapshotMeta{};
+  s = load_raft_state();
+  if (!s) {
+    close_db();
+    warn("storage: " + options_.dir + ": reopened after a full disk, but: " + s.to_string());
+    return s;
+  }
+  if (snapshot_meta_.index != before.index) snapshot_data_.reset();
+  failed_no_space_.store(false);
   write_failed_.store(false);
-  warn("storage: " + options_.dir + ": writable again");
+  warn("storage: " + options_.dir + ": writable again (reopened after a full disk)");
   return Status::ok();
 }
 
@@ -768,8 +932,11 @@ Status RocksStore::sync() {
     Status r = resume();
     if (!r) return r;
   }
+  std::shared_lock lock(db_mu_);
+  if (db_ == nullptr) return closed();
   rocksdb::Status st = db_->SyncWAL();
   if (!st.ok()) {
+    failed_no_space_.store(st.IsNoSpace());
     write_failed_.store(true);
     return from_rocks(st, "storage: sync");
   }
@@ -777,9 +944,12 @@ Status RocksStore::sync() {
 }
 
 Status RocksStore::flush() {
+  std::shared_lock lock(db_mu_);
+  if (db_ == nullptr) return closed();
   std::vector<rocksdb::ColumnFamilyHandle*> all(handles_->cf.begin(), handles_->cf.end());
   rocksdb::Status st = db_->Flush(rocksdb::FlushOptions(), all);
   if (!st.ok()) {
+    failed_no_space_.store(st.IsNoSpace());
     write_failed_.store(true);
     return from_rocks(st, "storage: flush");
   }
@@ -803,6 +973,8 @@ Status RocksStore::save(const std::vector<Entry>& entries,
     }
   }
   std::lock_guard lock(mu_);
+  Status recovered = resume_locked();  // before the batch: it reads the log's bounds
+  if (!recovered) return recovered;
   rocksdb::ColumnFamilyHandle* log = (*handles_)[kLog];
   rocksdb::WriteBatch wb;
   // Entries the snapshot already covers are skipped (as MemoryStorage does).
@@ -837,7 +1009,7 @@ Status RocksStore::save(const std::vector<Entry>& entries,
     if (!st.ok()) return from_rocks(st, "storage: save batch");
   }
   if (wb.Count() == 0) return Status::ok();
-  Status s = write(&wb, sync && !options_.test_skip_log_sync, "save");
+  Status s = write_locked(&wb, sync && !options_.test_skip_log_sync, "save");
   if (!s) return s;
   if (appending) {
     truncate_runs_locked(start);
@@ -852,6 +1024,8 @@ Status RocksStore::save(const std::vector<Entry>& entries,
 
 Status RocksStore::create_snapshot(raft::Snapshot snapshot, uint64_t keep_entries) {
   std::lock_guard lock(mu_);
+  Status recovered = resume_locked();
+  if (!recovered) return recovered;
   const Index index = snapshot.meta.index;
   if (index < snapshot_meta_.index || index < offset_) {
     return Status(Code::kInvalid, "storage: snapshot at " + std::to_string(index) +
@@ -882,7 +1056,7 @@ Status RocksStore::create_snapshot(raft::Snapshot snapshot, uint64_t keep_entrie
   if (!st.ok()) return from_rocks(st, "storage: snapshot batch");
   // Synced: makes the applied state (earlier kv writes, same WAL) durable
   // before the log that could rebuild it is gone.
-  Status s = write(&wb, /*sync=*/true, "create_snapshot");
+  Status s = write_locked(&wb, /*sync=*/true, "create_snapshot");
   if (!s) return s;
   snapshot_meta_ = std::move(snapshot.meta);
   snapshot_data_ = std::make_shared<const std::string>(std::move(snapshot.data));
@@ -899,6 +1073,8 @@ Status RocksStore::create_snapshot(raft::Snapshot snapshot, uint64_t keep_entrie
 
 Status RocksStore::compact(Index index) {
   std::lock_guard lock(mu_);
+  Status recovered = resume_locked();
+  if (!recovered) return recovered;
   if (index <= offset_ + 1) return Status::ok();
   if (index > snapshot_meta_.index + 1) {
     return Status(Code::kInvalid, "storage: compacting to " + std::to_string(index) +
@@ -919,7 +1095,7 @@ Status RocksStore::compact(Index index) {
   if (st.ok()) st = wb.Put((*handles_)[kRaftState], kLogOffsetKey, frame(v));
   if (!st.ok()) return from_rocks(st, "storage: compact batch");
   // Not synced: losing a compaction only brings entries back.
-  Status s = write(&wb, /*sync=*/false, "compact");
+  Status s = write_locked(&wb, /*sync=*/false, "compact");
   if (!s) return s;
   std::vector<TermRun> runs{TermRun{new_offset, new_offset_term}};
   for (const TermRun& r : runs_) {
@@ -987,8 +1163,11 @@ Status RocksStore::verify_log() const {
   HardState hs;
   std::vector<TermRun> runs;
   const rocksdb::Snapshot* snap;
+  std::shared_lock<std::shared_mutex> db_lock;  // taken under mu_, held while reading
   {
     std::lock_guard lock(mu_);
+    db_lock = std::shared_lock(db_mu_);
+    if (db_ == nullptr) return closed();
     offset = offset_;
     last = last_;
     hs = hard_state_;

@@ -19,10 +19,13 @@
 //   a torn final WAL record (a crash mid-write) is dropped with a warning.
 // - Disk full / I/O errors: writes fail with kNoSpace / kIo and change
 //   nothing; reads keep working; the next write (or resume()) tries to leave
-//   the failed state, so the store recovers by itself once space returns.
-//   Nothing acknowledged (returned ok) is lost. Known problem: RocksDB
-//   7.8's DB::Resume() can hang when the disk filled up during a background
-//   flush (docs/storage.md); an EIO on a WAL write or fsync needs a reopen.
+//   the failed state, so the store recovers by itself once space returns:
+//   it closes the RocksDB instance and reopens it in place, which recovers
+//   exactly the durable state (never DB::Resume(), which in RocksDB 7.8 can
+//   hang for good when the disk filled up during a background flush;
+//   docs/storage.md). Nothing acknowledged (returned ok) is lost. Any other
+//   I/O error (EIO on a WAL write or fsync) needs the node to reopen the
+//   store (restart).
 //
 // Log shape (as raft::Storage): the snapshot / compaction point `offset`
 // (index and term of the entry just before the log) and the entries
@@ -31,7 +34,9 @@
 // Thread-safety: every method may be called from any thread. Writes to the
 // log (save, append, set_hard_state, create_snapshot, install_snapshot,
 // compact) are serialized internally; set::Kv writes go through kv() and may
-// run concurrently with log writes (they touch other column families).
+// run concurrently with log writes (they touch other column families). The
+// recovering reopen waits for every call in progress and is refused (retried
+// later) while a kv().view() is alive.
 #pragma once
 
 #include <atomic>
@@ -40,6 +45,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -189,9 +195,15 @@ class RocksStore final : public raft::Storage {
   /// Whether the last write failed (disk full or I/O error) and the store has
   /// not recovered since.
   bool write_failed() const;
-  /// Tries to leave the failed state (RocksDB's DB::Resume: flushes the
-  /// memtables and reopens the WAL). ok when writable again (also when it
-  /// never failed). Errors: kNoSpace, kIo (still failing).
+  /// Tries to leave the failed state after a full disk: when the file system
+  /// has room for the recovery (the memtables' size plus 1 MiB), closes the
+  /// RocksDB instance and reopens it in place (WAL replay, memtables flushed
+  /// to table files, a new WAL). Blocks every other call while it runs
+  /// (milliseconds to a second: bounded by the WAL size). ok when writable
+  /// again (also when it never failed). Errors: kNoSpace (still no room, or
+  /// a kv().view() is alive: try later), kIo (a failure other than a full
+  /// disk: the store must be reopened by its owner; or the reopen failed:
+  /// reads fail too until a later resume() succeeds).
   Status resume();
   /// Makes every earlier write durable (one WAL fsync). Errors: kNoSpace, kIo.
   Status sync();
@@ -206,8 +218,10 @@ class RocksStore final : public raft::Storage {
 
  private:
   class Kv;
+  class View;
   class ErrorListener;
   friend class Kv;
+  friend class View;
 
   struct Handles;
   struct TermRun {
@@ -220,13 +234,29 @@ class RocksStore final : public raft::Storage {
   };
 
   explicit RocksStore(StoreOptions options);
-  Status open_db(bool creating);
+  // Opening. REQUIRES: no other thread uses the store (open) or db_mu_ held
+  // exclusively (reopen).
+  Status check_wal_files();
+  Status open_db(bool creating, bool verify_checksums);
   Status check_identity(bool creating);
   Status load_raft_state();
   Status load_term_runs();
   Result<raft::Entry> read_entry(raft::Index index) const;
-  /// Writes `batch`, first trying to resume when an earlier write failed.
-  Status write(rocksdb::WriteBatch* batch, bool sync, const char* what);
+  void close_db();
+  /// REQUIRES: mu_ held. The recovery behind resume().
+  Status resume_locked();
+  /// REQUIRES: mu_ held. Free bytes needed to reopen: the memtables' size
+  /// plus a margin.
+  uint64_t reopen_needed_bytes() const;
+  /// REQUIRES: db_mu_ (shared) or mu_ held, db_ open. Writes `batch`; marks
+  /// the store failed on error.
+  Status write_db(rocksdb::WriteBatch* batch, bool sync, const char* what);
+  /// REQUIRES: mu_ held, and resume_locked() called first (it ok).
+  Status write_locked(rocksdb::WriteBatch* batch, bool sync, const char* what);
+  /// REQUIRES: db_mu_ or mu_ held. The column family `i` of db_.
+  rocksdb::ColumnFamilyHandle* family(size_t i) const;
+  /// The error for a call made while db_ is closed (a failed reopen).
+  Status closed() const;
   void warn(const std::string& message) const;
   Status corrupt(const std::string& what) const;
   // The log-side part of an install, added to replace_all's batch.
@@ -241,10 +271,18 @@ class RocksStore final : public raft::Storage {
   std::shared_ptr<ErrorListener> listener_;
   std::unique_ptr<Handles> handles_;
   std::unique_ptr<Kv> kv_;
-  rocksdb::DB* db_ = nullptr;
   Identity identity_;
 
-  // Serializes log writes; guards everything below. Reads take it briefly.
+  // Guards db_ and handles_ against a reopen: held shared by every use of the
+  // DB without mu_, exclusively only to close and reopen it (which also
+  // holds mu_, so holding mu_ keeps them stable too). Lock order: mu_ before
+  // db_mu_; a thread holding db_mu_ never takes mu_.
+  mutable std::shared_mutex db_mu_;
+  rocksdb::DB* db_ = nullptr;               // null only after a failed reopen
+  mutable std::atomic<int> open_views_{0};  // kv().view()s alive (they pin db_)
+
+  // Serializes log writes and recovery; guards everything below. Reads take
+  // it briefly.
   mutable std::mutex mu_;
   raft::HardState hard_state_;
   raft::SnapshotMeta snapshot_meta_;
@@ -255,7 +293,9 @@ class RocksStore final : public raft::Storage {
   std::optional<PendingInstall> pending_install_;
 
   std::atomic<bool> write_failed_{false};
-  std::mutex resume_mu_;  // one DB::Resume() at a time
+  // Whether the failure was a full disk (recoverable by a reopen) rather
+  // than another I/O error (the owner must reopen the store).
+  std::atomic<bool> failed_no_space_{false};
 };
 
 }  // namespace cset::storage
