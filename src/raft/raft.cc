@@ -96,21 +96,30 @@ Status Raft::load() {
   // commit (or are truncated).
   config_ = snap.meta.config;
   config_index_ = snap.meta.index;
-  for (Index i = storage_->first_index(); i <= last; ++i) {
-    auto ents = storage_->entries(i, i + 1, UINT64_MAX);
+  // Read in batches of up to kScanBatchBytes (a seek per entry made a 1M
+  // entry log take seconds to open).
+  constexpr uint64_t kScanBatchBytes = 4 << 20;
+  for (Index i = storage_->first_index(); i <= last;) {
+    auto ents = storage_->entries(i, last + 1, kScanBatchBytes);
     if (!ents.ok()) return ents.status();
-    const Entry& e = ents->front();
-    if (e.type != EntryType::kConfig) continue;
-    auto cfg = decode_configuration(e.data);
-    if (!cfg.ok())
-      return Status(Code::kCorrupt, "raft: bad configuration entry at index " + std::to_string(i) +
-                                        ": " + cfg.status().message());
-    if (i <= hs.commit) {
-      config_ = *cfg;
-      config_index_ = i;
-    } else {
-      pending_configs_[i] = *cfg;
+    if (ents->empty())
+      return Status(Code::kCorrupt, "raft: log entry " + std::to_string(i) + " missing");
+    for (const Entry& e : *ents) {
+      if (e.type == EntryType::kConfig) {
+        auto cfg = decode_configuration(e.data);
+        if (!cfg.ok())
+          return Status(Code::kCorrupt, "raft: bad configuration entry at index " +
+                                            std::to_string(e.index) + ": " +
+                                            cfg.status().message());
+        if (e.index <= hs.commit) {
+          config_ = *cfg;
+          config_index_ = e.index;
+        } else {
+          pending_configs_[e.index] = *cfg;
+        }
+      }
     }
+    i += ents->size();
   }
   quorum_ = make_quorum(config_);
   reset_randomized_timeout();

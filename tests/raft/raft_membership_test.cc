@@ -176,8 +176,12 @@ TEST(RaftMembership, CandidateLearnsItsRemovalCommitFromARejectedVote) {
   auto idx = c.raft(2).propose_conf_change({{Type::kRemove, 2, ""}});
   ASSERT_TRUE(idx.ok()) << idx.status().to_string();
   const Index leave = *idx + 1;  // the automatic leave-joint entry
-  // Node 1 gets both entries but never a commit index covering `leave`.
+  // Node 1 gets both entries but never a commit index covering `leave`, and
+  // cannot campaign yet.
   c.set_drop_filter([&](const Message& m) {
+    if (m.from == 1 && (m.type == MessageType::kPreVote || m.type == MessageType::kVote)) {
+      return true;
+    }
     return m.from == 2 && m.to == 1 &&
            (m.type == MessageType::kTimeoutNow || m.commit >= leave);
   });
