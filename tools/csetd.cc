@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
   app.add_option("--admin-listen", o.admin_listen, "HOST:PORT for /health /metrics /status");
   app.add_flag("--force-new-cluster", o.force_new_cluster,
                "rewrite the configuration to this node alone (may lose writes)");
+#ifdef CSET_TEST_HOOKS
+  app.add_flag("--unsafe-local-reads", o.unsafe_local_reads,
+               "TEST BUILDS ONLY: reads skip ReadIndex (stale reads; for the chaos checker)");
+#endif
   app.add_option("--config", config_file, "TOML file with the same keys (flags override)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -61,6 +61,10 @@ struct ServerOptions {
   std::string requirepass;
   std::string admin_listen;  // empty: no admin HTTP server
   bool force_new_cluster = false;
+  /// TEST BUILDS ONLY (CSET_TEST_HOOKS; the flag does not exist otherwise):
+  /// serve reads from local state without ReadIndex, a deliberately unsafe
+  /// mode that the chaos tests' checker must flag as stale reads.
+  bool unsafe_local_reads = false;
 };
 
 /// Why a server could not start; `exit_code` is SPEC.md's (2 flags or

@@ -1,0 +1,1019 @@
+#!/usr/bin/python3
+"""Fault injection on real csetd processes, checked for linearizability (issue 7).
+
+A run starts a cluster of 3 or 5 csetd nodes, each in its own network
+namespace (tests/integration/netns.py, so partitions are real packet drops),
+runs N client threads issuing SADD, SREM, SISMEMBER, SMEMBERS, SCARD and
+CSET.ADD through every node, and a nemesis that injects faults on a schedule
+drawn from the seed: SIGKILL + restart, SIGSTOP/SIGCONT, partitions,
+leadership transfers and membership changes. Every fault heals before the
+end; the cluster settles; every key is read through every node; then:
+
+  - the history (docs/history-format.md) is linearizable: the simulator's
+    checker, `cset-sim --check-history` (docs/linearizability.md). The final
+    reads are in the history, so an acknowledged add missing at the end (or
+    an acknowledged remove undone) is a violation there too; "lost" is also
+    counted directly from the history;
+  - all nodes agree (the final reads and applied_index);
+  - each node's RSS (VmRSS) stays under 512 MiB;
+  - no node died other than by the nemesis (exit status, sanitizer reports,
+    0 after the final SIGTERM);
+  - every injected fault was observed to take effect;
+  - at least a third of the workload's operations succeeded.
+
+On failure everything is kept in one folder (history, schedule, events,
+node logs, checker output, the command to rerun). See docs/chaos.md.
+
+Clients: redis-py Connections with no retries (a retried write would be one
+operation answered twice). Outcomes: ok; fail (certainly not applied:
+NOQUORUM, NOSPACE, TOOBIG, BUSY, REMOVED, a connection that never opened);
+unknown (TIMEOUT, a dropped connection, a client timeout, any other error).
+After an unknown outcome the thread continues under a new client id, since
+the unknown operation may still take effect after the thread's next one.
+
+Everything is bounded: client loops by time and count, each operation by its
+socket timeout, each nemesis step by its own timeout, the whole run by an
+alarm. Binaries: CSETD and CSET_SIM (environment).
+"""
+
+import argparse
+import json
+import os
+import random
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import redis
+from redis.connection import Connection
+
+import harness
+import netns
+from harness import E, Node, RespError, free_ports, until
+
+RSS_LIMIT_KB = 512 * 1024
+# RSS growth: a process' largest RSS after its first RSS_BASELINE_S seconds must
+# stay within RSS_GROWTH_LIMIT of its largest before, checked for processes that
+# lived at least RSS_GROWTH_MIN_AGE_S. The baseline spans two minutes, not one:
+# the block cache, memtables, the Raft log up to a snapshot, ASan's quarantine and
+# a follower becoming leader (its replication buffers) all fill up in that time.
+RSS_BASELINE_S = 120.0
+RSS_GROWTH_LIMIT = 0.05
+RSS_GROWTH_MIN_AGE_S = 240.0
+OP_TIMEOUT = harness.WRITE_TIMEOUT_MS / 1000.0 + 1.0  # client timeout: write timeout + 1 s
+CONNECT_TIMEOUT = 1.0
+OPS_PER_KEY = 60  # a key is retired after this many operations
+ACTIVE_KEYS = 4
+MEMBERS = ["a", "b", "c", "d", "e"]
+MAX_OPS_PER_CLIENT = 200_000
+ADMIN_TIMEOUT = harness.WRITE_TIMEOUT_MS / 1000.0 + 5.0
+FAIL_WORDS = ("NOQUORUM", "NOSPACE", "TOOBIG", "BUSY", "REMOVED")
+ALL_NEMESES = ("kill", "pause", "partition", "transfer", "membership")
+
+
+def now_us():
+    return time.monotonic_ns() // 1000
+
+
+# ---- the cluster ---------------------------------------------------------------
+
+class ChaosNode(Node):
+    """A harness Node whose --initial-cluster is fixed at creation (nodes added
+    later do not change it), or that starts with --join (a replacement)."""
+
+    def __init__(self, *args, initial=None, join=False, slot=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial = initial
+        self.join = join
+        self.slot = slot
+        self.retired = False  # removed from the cluster and stopped
+
+    def args(self):
+        a = super().args()
+        i = a.index("--initial-cluster")
+        if self.join:
+            del a[i:i + 2]
+            a.append("--join")
+        else:
+            a[i + 1] = self.initial
+        return a
+
+
+class ChaosCluster(harness.Cluster):
+    """Nodes in slots 1..size; slot s is network namespace s (address 10.A.B.s).
+    A replacement node takes a new id (ids stay dense: nodes[id - 1]) in the
+    slot of the node it replaces."""
+
+    def __init__(self, size, net, extra_args=()):
+        super().__init__(size=size, extra_args=extra_args, name="chaos",
+                         hosts=net.addresses(), wrappers=net.wrappers())
+        self.net = net
+        initial = self.initial_cluster()
+        self.nodes = [ChaosNode(self, n.id, n.client_port, n.peer_port, n.admin_port,
+                                host=n.host, wrapper=n.wrapper, initial=initial, slot=n.id)
+                      for n in self.nodes]
+        self.slots = {n.id: n for n in self.nodes}  # slot -> current node
+
+    def current(self):
+        return [self.slots[s] for s in sorted(self.slots)]
+
+    def add_replacement(self, slot):
+        client, peer, admin = free_ports(3)
+        node = ChaosNode(self, len(self.nodes) + 1, client, peer, admin,
+                         host=self.net.address(slot), wrapper=self.net.wrapper(slot),
+                         join=True, slot=slot)
+        self.nodes.append(node)
+        return node
+
+
+def command(node, *args, timeout=ADMIN_TIMEOUT):
+    with node.raw(timeout=timeout) as c:
+        return c.command(*args)
+
+
+def info_or_none(node, timeout=0.5):
+    try:
+        return node.info(timeout=timeout)
+    except Exception:  # noqa: BLE001 - a down or paused node
+        return None
+
+
+def find_leader(cluster, timeout):
+    """The current node every reachable current node names leader, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        infos = {n.id: info_or_none(n) for n in cluster.current() if n.alive() and not n.paused}
+        leaders = [i for i, inf in infos.items() if inf and inf.get("role") == "leader"]
+        if len(leaders) == 1:
+            return cluster.node(leaders[0])
+        time.sleep(0.1)
+    return None
+
+
+# ---- history -------------------------------------------------------------------
+
+class History:
+    """Thread-safe list of operations (dicts in the JSONL format, plus extra
+    fields `node` and `error` the checker ignores)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ops = []
+        self.next_client = 0
+        self.unexpected = []  # (op, reply) pairs of replies of a wrong shape
+
+    def new_client(self):
+        with self.lock:
+            self.next_client += 1
+            return self.next_client
+
+    def record(self, op):
+        with self.lock:
+            self.ops.append(op)
+
+    def counts(self, ops=None):
+        ops = self.ops if ops is None else ops
+        c = {"ok": 0, "fail": 0, "unknown": 0}
+        for op in ops:
+            c[op["outcome"]] += 1
+        return c
+
+    def write(self, path):
+        with open(path, "w") as f:
+            for op in self.ops:
+                f.write(json.dumps(op, separators=(",", ":")) + "\n")
+
+
+class Keys:
+    """ACTIVE_KEYS keys in use; each retired after OPS_PER_KEY operations and
+    replaced by a fresh one, so each key's history stays small."""
+
+    def __init__(self, prefix):
+        self.lock = threading.Lock()
+        self.prefix = prefix
+        self.all = []
+        self.active = [self._fresh() for _ in range(ACTIVE_KEYS)]
+        self.used = {}
+
+    def _fresh(self):
+        key = f"{self.prefix}{len(self.all)}"
+        self.all.append(key)
+        return key
+
+    def pick(self, rng):
+        with self.lock:
+            i = rng.randrange(len(self.active))
+            key = self.active[i]
+            self.used[key] = self.used.get(key, 0) + 1
+            if self.used[key] >= OPS_PER_KEY:
+                self.active[i] = self._fresh()
+            return key
+
+
+def make_op(rng, key):
+    """(history fields, command) for one random operation on key."""
+    r = rng.random()
+    if r < 0.25:
+        ms = rng.sample(MEMBERS, rng.choice((1, 1, 2)))
+        return {"op": "add", "key": key, "members": ms}, ["SADD", key, *ms]
+    if r < 0.45:
+        ms = rng.sample(MEMBERS, rng.choice((1, 1, 2)))
+        return {"op": "rem", "key": key, "members": ms}, ["SREM", key, *ms]
+    if r < 0.60:
+        m = rng.choice(MEMBERS)
+        return {"op": "add_strict", "key": key, "member": m}, ["CSET.ADD", key, m]
+    if r < 0.75:
+        m = rng.choice(MEMBERS)
+        return {"op": "contains", "key": key, "member": m}, ["SISMEMBER", key, m]
+    if r < 0.90:
+        return {"op": "members", "key": key}, ["SMEMBERS", key]
+    return {"op": "size", "key": key}, ["SCARD", key]
+
+
+def interpret(kind, reply):
+    """(outcome, result) of a reply that is not an exception; None when the
+    reply has the wrong shape for the command."""
+    if kind in ("add", "rem", "size"):
+        if isinstance(reply, int):
+            return "ok", reply
+    elif kind == "contains":
+        if reply in (0, 1):
+            return "ok", reply == 1
+    elif kind == "members":
+        if isinstance(reply, list) and all(isinstance(m, bytes) for m in reply):
+            return "ok", sorted(m.decode() for m in reply)
+    elif kind == "add_strict":
+        if reply in (b"OK", "OK"):
+            return "ok", "ok"
+    return None
+
+
+def error_outcome(kind, error):
+    """(outcome, result) of an error reply (redis-py strips a leading "ERR ")."""
+    text = str(error)
+    word = text.split(" ", 1)[0]
+    if kind == "add_strict" and word == "EXISTS":
+        return "ok", "exists"
+    if word in FAIL_WORDS:
+        return "fail", None
+    return "unknown", None  # TIMEOUT, or anything not known to be harmless
+
+
+class Caller:
+    """One thread's connections, one per node, opened lazily; never retries."""
+
+    def __init__(self):
+        self.conns = {}
+
+    def drop(self, node):
+        conn = self.conns.pop(node.id, None)
+        if conn is not None:
+            conn.disconnect()
+
+    def close(self):
+        for conn in self.conns.values():
+            conn.disconnect()
+        self.conns = {}
+
+    def call(self, node, kind, cmd):
+        """(outcome, result, error text) of one command through node."""
+        conn = self.conns.get(node.id)
+        if conn is not None and conn._sock is not None:
+            # A reply-less connection that is readable was closed by the server
+            # (a restart): reconnect before sending, so nothing is lost.
+            try:
+                readable, _, _ = select.select([conn._sock], [], [], 0)
+            except (OSError, ValueError):
+                readable = [True]
+            if readable:
+                self.drop(node)
+                conn = None
+        if conn is None or conn._sock is None:
+            conn = Connection(host=node.host, port=node.client_port, socket_timeout=OP_TIMEOUT,
+                              socket_connect_timeout=CONNECT_TIMEOUT, retry_on_timeout=False)
+            try:
+                conn.connect()
+            except (redis.RedisError, OSError) as e:
+                conn.disconnect()
+                return "fail", None, f"connect: {e}"
+            self.conns[node.id] = conn
+        try:
+            conn.send_command(*cmd)
+            reply = conn.read_response()
+        except redis.ResponseError as e:
+            outcome, result = error_outcome(kind, e)
+            return outcome, result, str(e)
+        except (redis.RedisError, OSError) as e:
+            self.drop(node)
+            return "unknown", None, f"{type(e).__name__}: {e}"
+        parsed = interpret(kind, reply)
+        if parsed is None:
+            return "unknown", None, f"unexpected reply {reply!r}"
+        return parsed[0], parsed[1], None
+
+
+class Client(threading.Thread):
+    """One client thread: random operations through random nodes until the
+    deadline, `stop`, or MAX_OPS_PER_CLIENT; each recorded in the history."""
+
+    def __init__(self, index, cluster, history, keys, seed, deadline, stop):
+        super().__init__(name=f"client-{index}", daemon=True)
+        self.cluster = cluster
+        self.history = history
+        self.keys = keys
+        self.rng = random.Random(seed * 1000003 + index)
+        self.deadline = deadline
+        self.stop = stop
+        self.count = 0
+
+    def run(self):
+        caller = Caller()
+        client = self.history.new_client()
+        try:
+            while (not self.stop.is_set() and time.monotonic() < self.deadline
+                   and self.count < MAX_OPS_PER_CLIENT):
+                slots = sorted(self.cluster.slots)
+                node = self.cluster.slots[self.rng.choice(slots)]
+                fields, cmd = make_op(self.rng, self.keys.pick(self.rng))
+                invoke = now_us()
+                outcome, result, error = caller.call(node, fields["op"], cmd)
+                complete = now_us()
+                op = {"client": client, **fields, "invoke": invoke, "complete": complete,
+                      "outcome": outcome}
+                if outcome == "ok":
+                    op["result"] = result
+                op["node"] = node.id
+                if error:
+                    op["error"] = error
+                    if error.startswith("unexpected reply"):
+                        self.history.unexpected.append((op, error))
+                self.history.record(op)
+                self.count += 1
+                if outcome == "unknown":
+                    client = self.history.new_client()
+                elif outcome == "fail":
+                    time.sleep(0.02)  # a refused request: do not spin
+        finally:
+            caller.close()
+
+
+# ---- the nemesis -----------------------------------------------------------------
+
+def draw_schedule(rng, kinds, seconds, size):
+    """The faults, in order: each a dict with kind, its parameters (targets as
+    "leader" or a random fraction resolved at run time), duration and the gap
+    after it. More than fills `seconds`; the run skips what no longer fits."""
+    schedule = []
+    t = 0.0
+    while t < 2 * seconds and len(schedule) < 1000:  # more than fits: the rest is not run
+        kind = rng.choice(kinds)
+        f = {"kind": kind, "gap": round(rng.uniform(1.0, 2.5), 2)}
+        if kind in ("kill", "pause"):
+            f["target"] = "leader" if rng.random() < 0.4 else round(rng.random(), 4)
+            f["duration"] = round(rng.uniform(1.5, 4.0) if kind == "kill"
+                                  else rng.uniform(2.5, 4.5), 2)  # pause > E = 2 s
+        elif kind == "partition":
+            modes = ["majority-minority", "isolated-leader"]
+            if size >= 5:
+                modes.append("leader-in-minority")
+            f["mode"] = rng.choice(modes)
+            f["pick"] = round(rng.random(), 4)
+            f["duration"] = round(rng.uniform(3.0, 6.0), 2)
+        elif kind == "transfer":
+            f["pick"] = round(rng.random(), 4)
+            f["duration"] = 0.0
+        elif kind == "membership":
+            f["target"] = "leader" if rng.random() < 0.3 else round(rng.random(), 4)
+            f["duration"] = 0.0
+        schedule.append(f)
+        t += f["duration"] + f["gap"] + (3.0 if kind in ("transfer", "membership") else 0.5)
+    return schedule
+
+
+class Nemesis:
+    """Runs the schedule from the main thread: one fault at a time, each held
+    for its duration, healed, and checked to have taken effect."""
+
+    def __init__(self, run, schedule):
+        self.run = run
+        self.cluster = run.cluster
+        self.net = run.net
+        self.schedule = schedule
+        self.events = []  # every step, with time (s since start) and details
+        self.faults = []  # per injected fault: kind, observed, evidence
+        self.down = set()  # node ids down or stopped on purpose right now (or retired)
+
+    def log(self, **event):
+        event["t"] = round(time.monotonic() - self.run.t0, 3)
+        self.events.append(event)
+        if self.run.verbose:
+            print(f"  nemesis {event}", flush=True)
+
+    def pick_node(self, target):
+        nodes = [n for n in self.cluster.current() if n.alive()]
+        if target == "leader":
+            leader = find_leader(self.cluster, 3.0)
+            if leader is not None:
+                return leader, "leader"
+            target = 0.5
+        return nodes[int(target * len(nodes)) % len(nodes)], "random"
+
+    def execute(self, deadline):
+        for i, fault in enumerate(self.schedule):
+            expected = fault["duration"] + {"membership": 5.0, "transfer": 2.0}.get(
+                fault["kind"], 1.0)
+            if time.monotonic() + expected > deadline:
+                self.log(step=i, kind=fault["kind"], action="not run (time is up)")
+                continue
+            getattr(self, "do_" + fault["kind"])(i, fault)
+            self.run.sleep_until(min(deadline, time.monotonic() + fault["gap"]))
+
+    def record(self, i, kind, observed, evidence):
+        self.faults.append({"step": i, "kind": kind, "observed": observed, "evidence": evidence})
+        self.log(step=i, kind=kind, action="observed" if observed else "NOT OBSERVED",
+                 evidence=evidence)
+
+    # -- kill --
+
+    def do_kill(self, i, f):
+        node, how = self.pick_node(f["target"])
+        self.down.add(node.id)
+        node.kill()
+        self.log(step=i, kind="kill", action="SIGKILL", node=node.id, chosen=how)
+        try:
+            with node.raw(timeout=1.0):
+                refused = False
+        except OSError as e:
+            refused = f"connect refused: {e.__class__.__name__}"
+        self.record(i, "kill", bool(refused),
+                    refused or "the killed node still accepted a connection")
+        self.run.sleep_until(time.monotonic() + f["duration"])
+        self.restart(i, node)
+
+    def restart(self, i, node):
+        try:
+            node.start()
+            self.cluster.wait_for_started([node], timeout=30.0)
+            self.log(step=i, kind="restart", node=node.id, pid=node.pid)
+        except Exception as e:  # noqa: BLE001 - reported as a problem
+            self.run.problems.append(f"node {node.id} did not restart: {e}")
+        finally:
+            self.down.discard(node.id)
+
+    # -- pause --
+
+    def do_pause(self, i, f):
+        node, how = self.pick_node(f["target"])
+        self.down.add(node.id)
+        node.pause()
+        self.log(step=i, kind="pause", action="SIGSTOP", node=node.id, chosen=how)
+        try:
+            with node.raw(timeout=0.5) as c:
+                reply = c.command("PING")
+            evidence, observed = f"a paused node answered PING: {reply!r}", False
+        except OSError as e:
+            evidence, observed = f"PING unanswered: {e.__class__.__name__}", True
+        self.record(i, "pause", observed, evidence)
+        self.run.sleep_until(time.monotonic() + f["duration"])
+        node.resume()
+        self.down.discard(node.id)
+        self.log(step=i, kind="resume", action="SIGCONT", node=node.id)
+
+    # -- partition --
+
+    def do_partition(self, i, f):
+        slots = sorted(self.cluster.slots)
+        n = len(slots)
+        leader = find_leader(self.cluster, 3.0) if f["mode"] != "majority-minority" else None
+        rng = random.Random(int(f["pick"] * 1e6))
+        if leader is None:
+            minority = rng.sample(slots, (n - 1) // 2)
+            mode = "majority-minority"
+        elif f["mode"] == "isolated-leader":
+            minority = [leader.slot]
+            mode = f["mode"]
+        else:
+            minority = [leader.slot] + rng.sample([s for s in slots if s != leader.slot],
+                                                  (n - 1) // 2 - 1)
+            mode = f["mode"]
+        majority = [s for s in slots if s not in minority]
+        groups = [sorted(minority), sorted(majority)]
+        before = {s: self.drops(s) for s in slots}
+        self.net.partition(groups)
+        self.log(step=i, kind="partition", mode=mode, groups=groups,
+                 nodes=[[self.cluster.slots[s].id for s in g] for g in groups],
+                 leader=leader.id if leader else None)
+        self.run.sleep_until(time.monotonic() + f["duration"])
+        dropped = {s: self.drops(s) - before[s] for s in slots}
+        self.net.heal()
+        self.log(step=i, kind="heal", dropped_packets=dropped)
+        observed = all(d > 0 for d in dropped.values())
+        self.record(i, "partition", observed, f"packets dropped per slot {dropped}")
+
+    def drops(self, slot):
+        """Packets dropped so far by the partition chain of slot's namespace."""
+        out = subprocess.run(["ip", "netns", "exec", self.net.namespace(slot), "iptables", "-w",
+                              "-L", "CSET_PARTITION", "-v", "-x", "-n"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=20,
+                             check=False).stdout.decode()
+        total = 0
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) > 2 and words[2] == "DROP":
+                total += int(words[0])
+        return total
+
+    # -- leadership transfer --
+
+    def do_transfer(self, i, f):
+        leader = find_leader(self.cluster, 5.0)
+        if leader is None:
+            self.record(i, "transfer", False, "no leader to transfer from within 5 s")
+            return
+        others = [n for n in self.cluster.current() if n is not leader]
+        target = others[int(f["pick"] * len(others)) % len(others)]
+        replies = []
+        for _ in range(3):
+            try:
+                reply = command(leader, "CSET.LEADER", "TRANSFER", str(target.id))
+            except OSError as e:
+                reply = e
+            replies.append(repr(reply))
+            if not isinstance(reply, (RespError, Exception)):
+                break
+            time.sleep(0.5)
+        self.log(step=i, kind="transfer", source=leader.id, target=target.id, replies=replies)
+        try:
+            until(lambda: (info_or_none(target) or {}).get("role") == "leader", 5.0,
+                  what=f"node {target.id} to lead")
+            self.record(i, "transfer", True, f"node {target.id} leads ({replies[-1]})")
+        except AssertionError as e:
+            self.record(i, "transfer", False, f"{e}; replies {replies}")
+
+    # -- membership: remove a node, replace it under a new id with --join --
+
+    def admin(self, args, avoid, timeout=20.0):
+        """A membership command, sent to the leader (else another node) until
+        it answers OK or `timeout` seconds pass; returns the last reply."""
+        reply = None
+        deadline = time.monotonic() + timeout
+        k = 0
+        while time.monotonic() < deadline:
+            leader = find_leader(self.cluster, 2.0)
+            others = [n for n in self.cluster.current() if n is not avoid and n.alive()]
+            via = leader if leader is not None else others[k % len(others)]
+            k += 1
+            try:
+                reply = command(via, *args)
+            except OSError as e:
+                reply = e
+            if reply == "OK":
+                break
+            time.sleep(0.5)
+        return reply
+
+    def do_membership(self, i, f):
+        old, how = self.pick_node(f["target"])
+        slot = old.slot
+        reply = self.admin(("CSET.NODE", "REMOVE", str(old.id)), avoid=old)
+        self.log(step=i, kind="membership", action="remove", node=old.id, chosen=how,
+                 reply=repr(reply))
+        if reply != "OK":
+            self.record(i, "membership", False, f"CSET.NODE REMOVE {old.id}: {reply!r}")
+            return
+        self.down.add(old.id)
+        old.retired = True
+        code = old.terminate()
+        self.log(step=i, kind="membership", action="stopped the removed node", node=old.id,
+                 exit=code)
+        if code != 0:
+            self.run.problems.append(f"removed node {old.id} exited with {code} after SIGTERM")
+        new = self.cluster.add_replacement(slot)
+        try:
+            new.start()
+            self.cluster.wait_for_started([new], timeout=30.0)
+        except Exception as e:  # noqa: BLE001
+            self.record(i, "membership", False, f"replacement node {new.id} did not start: {e}")
+            return
+        self.cluster.slots[slot] = new
+        steps = [("CSET.NODE", "ADD", str(new.id), f"{new.host}:{new.peer_port}"),
+                 ("CSET.NODE", "PROMOTE", str(new.id))]
+        for step in steps:
+            reply = self.admin(step, avoid=new)
+            self.log(step=i, kind="membership", action=" ".join(step), reply=repr(reply))
+            if reply != "OK":
+                self.record(i, "membership", False, f"{' '.join(step)}: {reply!r}")
+                return
+            if step[1] == "ADD":
+                # Let the learner catch up before promoting it.
+                leader = find_leader(self.cluster, 5.0)
+                target = int((info_or_none(leader) or {}).get("commit_index", 0)) if leader else 0
+                try:
+                    until(lambda: int((info_or_none(new) or {}).get("applied_index", -1))
+                          >= target, 15.0, what=f"node {new.id} to catch up")
+                except AssertionError as e:
+                    self.log(step=i, kind="membership", action="catch-up", error=str(e))
+        try:
+            view = command(find_leader(self.cluster, 5.0) or new, "CSET.NODES", timeout=3)
+        except OSError as e:
+            view = e
+        roles = {}
+        if isinstance(view, list):
+            for entry in view:
+                pairs = list(entry) if isinstance(entry, harness.Map) else list(
+                    zip(entry[0::2], entry[1::2]))
+                d = {k.decode(): v for k, v in pairs}
+                roles[int(d["id"])] = d["role"].decode() if isinstance(d["role"], bytes) \
+                    else d["role"]
+        observed = roles.get(new.id) == "voter" and old.id not in roles
+        self.record(i, "membership", observed,
+                    f"removed {old.id}, added {new.id} in slot {slot}; roles {roles or view!r}")
+
+    # -- healing --
+
+    def heal_all(self):
+        self.net.heal()
+        for n in self.cluster.current():
+            if n.alive() and n.paused:
+                n.resume()
+                self.log(kind="heal", action="SIGCONT", node=n.id)
+            if not n.alive() and not n.retired:
+                self.restart(None, n)
+
+
+# ---- a run -----------------------------------------------------------------------
+
+class Run:
+    """The state of one run shared by the nemesis, the monitor and the checks."""
+
+    def __init__(self, args):
+        self.args = args
+        self.verbose = args.verbose
+        self.problems = []
+        self.t0 = time.monotonic()
+        self.cluster = None
+        self.net = None
+        self.rss_max_kb = {}
+        self.rss_baseline_kb = {}  # (id, pid) -> largest RSS in its first RSS_BASELINE_S
+        self.rss_last_kb = {}  # (id, pid) -> largest RSS after that
+        self.rss_first_seen = {}  # (id, pid) -> when the monitor first saw it
+        self.rss_age_s = {}  # (id, pid) -> its age at its last sample
+        self.rss_log = []  # samples every 5 s per node, written to rss.jsonl
+        self.rss_next_log = {}
+        self.unexpected_deaths = []
+
+    def sleep_until(self, when):
+        while time.monotonic() < when:
+            time.sleep(min(0.1, max(0.0, when - time.monotonic())))
+
+    def monitor(self, stop, nemesis):
+        """Every 0.5 s: RSS of each node; a node that died not by the nemesis."""
+        while not stop.wait(0.5):
+            for n in list(self.cluster.nodes):
+                if n.proc is None:
+                    continue
+                code = n.proc.poll()
+                if code is None:
+                    try:
+                        kb = n.rss_kb()
+                    except (OSError, AssertionError, TypeError):
+                        continue
+                    self.rss_max_kb[n.id] = max(self.rss_max_kb.get(n.id, 0), kb)
+                    t = time.monotonic() - self.t0
+                    if t >= self.rss_next_log.get(n.id, 0.0):  # a timeline, every 5 s
+                        self.rss_log.append({"t": round(t, 1), "node": n.id, "pid": n.pid,
+                                             "rss_kib": kb})
+                        self.rss_next_log[n.id] = t + 5.0
+                    # Growth after a process' first minutes (a restart starts over):
+                    # baseline = its largest RSS in its first RSS_BASELINE_S, then
+                    # its largest RSS after that.
+                    incarnation = (n.id, n.pid)
+                    first = self.rss_first_seen.setdefault(incarnation, time.monotonic())
+                    age = time.monotonic() - first
+                    if age < RSS_BASELINE_S:
+                        self.rss_baseline_kb[incarnation] = max(
+                            self.rss_baseline_kb.get(incarnation, 0), kb)
+                    else:
+                        self.rss_last_kb[incarnation] = max(
+                            self.rss_last_kb.get(incarnation, 0), kb)
+                        self.rss_age_s[incarnation] = age
+                elif n.id not in nemesis.down and (n.id, n.pid) not in self.unexpected_deaths:
+                    self.unexpected_deaths.append((n.id, n.pid))
+                    self.problems.append(f"node {n.id} (pid {n.pid}) exited with {code} "
+                                         f"while nobody stopped it")
+
+    def final_reads(self, history, keys):
+        """SMEMBERS of every key through every current node (recorded); the
+        results per key and node."""
+        seen = {}
+        caller = Caller()
+        try:
+            for key in keys.all:
+                for node in self.cluster.current():
+                    for _attempt in range(5):
+                        client = history.new_client()
+                        invoke = now_us()
+                        outcome, result, error = caller.call(node, "members", ["SMEMBERS", key])
+                        op = {"client": client, "op": "members", "key": key, "invoke": invoke,
+                              "complete": now_us(), "outcome": outcome, "node": node.id,
+                              "final": True}
+                        if outcome == "ok":
+                            op["result"] = result
+                        if error:
+                            op["error"] = error
+                        history.record(op)
+                        if outcome == "ok":
+                            seen.setdefault(key, {})[node.id] = result
+                            break
+                        time.sleep(0.2)
+                    else:
+                        self.problems.append(f"final read of {key} through node {node.id} "
+                                             f"failed 5 times")
+        finally:
+            caller.close()
+        return seen
+
+
+def lost_writes(ops, final):
+    """Acknowledged adds absent at the end, and acknowledged removes undone,
+    with no later-invoked (or concurrent) write that could explain it."""
+    lost = []
+    by_atom = {}
+    for op in ops:
+        if op.get("final") or op["outcome"] == "fail" or op["op"] not in (
+                "add", "rem", "add_strict"):
+            continue
+        members = op.get("members") or [op["member"]]
+        for m in members:
+            by_atom.setdefault((op["key"], m), []).append(op)
+    for (key, m), writes in by_atom.items():
+        if key not in final:
+            continue
+        present = {m in members for members in final[key].values()}
+        if len(present) != 1:
+            continue  # disagreement: reported separately
+        present = present.pop()
+        for w in writes:
+            if w["outcome"] != "ok":
+                continue
+            adds = w["op"] in ("add", "add_strict")
+            if adds == present:
+                continue
+            later = [o for o in writes if o is not w and (o["op"] != "rem") != adds
+                     and (o["outcome"] == "unknown" or o["complete"] >= w["invoke"])]
+            if not later:
+                lost.append(f"{w['op']} {key} {m} acknowledged at {w['complete']} "
+                            f"but {'absent' if adds else 'present'} at the end")
+    return lost
+
+
+def run_chaos(args):
+    """One run; returns a dict with the verdict, counts and problems."""
+    csetd = harness.binary("CSETD", "the node server csetd")
+    checker = harness.binary("CSET_SIM", "the simulator cset-sim (its --check-history)")
+    kinds = [k.strip() for k in args.nemesis.split(",") if k.strip()]
+    rng = random.Random(args.seed)
+    schedule = draw_schedule(rng, kinds, args.time, args.nodes) if kinds else []
+    out = args.out or os.path.join("/tmp", f"cset-chaos-{args.seed}-{os.getpid()}")
+    os.makedirs(out, exist_ok=True)
+    rerun = (f"CSETD={csetd} CSET_SIM={checker} ./scripts/chaos --nodes {args.nodes} "
+             f"--time {args.time:g} --clients {args.clients} "
+             f"--nemesis {shlex.quote(args.nemesis)} --seed {args.seed} "
+             f"--settle {args.settle:g} --snapshot-entries {args.snapshot_entries}"
+             + "".join(f" --csetd-arg={shlex.quote(a)}" for a in args.csetd_arg)
+             + (" --expect-violation" if args.expect_violation else ""))
+    with open(os.path.join(out, "rerun.txt"), "w") as f:
+        f.write(rerun + "\n")
+    with open(os.path.join(out, "schedule.json"), "w") as f:
+        json.dump({"seed": args.seed, "nodes": args.nodes, "time": args.time,
+                   "clients": args.clients, "nemesis": kinds, "faults": schedule}, f, indent=1)
+
+    run = Run(args)
+    history = History()
+    keys = Keys(f"s{args.seed}:")
+    verdict = None
+    checker_output = ""
+    final = {}
+    nemesis = None
+    stop = threading.Event()  # ends the clients and the monitor
+    try:
+        run.net = netns.Network(args.nodes).create()
+        run.cluster = ChaosCluster(
+            args.nodes, run.net,
+            extra_args=["--snapshot-entries", str(args.snapshot_entries)] + args.csetd_arg)
+        print(f"chaos: seed {args.seed}, {args.nodes} nodes, {args.clients} clients, "
+              f"{args.time:g} s, nemesis {','.join(kinds) or 'none'}; files in {out}",
+              flush=True)
+        run.cluster.start()
+        run.t0 = time.monotonic()
+        nemesis = Nemesis(run, schedule)
+        monitor = threading.Thread(target=run.monitor, args=(stop, nemesis), daemon=True)
+        monitor.start()
+        workload_end = run.t0 + args.time + args.settle
+        clients = [Client(i, run.cluster, history, keys, args.seed, workload_end, stop)
+                   for i in range(args.clients)]
+        for c in clients:
+            c.start()
+        run.sleep_until(run.t0 + 1.0)  # warm up without faults
+        nemesis.execute(run.t0 + args.time)
+        nemesis.heal_all()
+        nemesis.log(action="all healed; settling")
+        leader = find_leader(run.cluster, 10 * E)
+        if leader is None:
+            run.problems.append(f"no leader within {10 * E:.0f} s after healing")
+        run.sleep_until(max(workload_end, time.monotonic() + 1.0))
+        stop.set()
+        for c in clients:
+            c.join(timeout=OP_TIMEOUT + 10)
+            if c.is_alive():
+                run.problems.append(f"{c.name} did not stop")
+        workload_ops = list(history.ops)
+        # Convergence: every node reaches the same applied index.
+        try:
+            until(lambda: len({(info_or_none(n, 1.0) or {}).get("applied_index")
+                               for n in run.cluster.current()} - {None}) == 1
+                  and all(info_or_none(n, 1.0) for n in run.cluster.current()),
+                  10 * E, what="every node to reach the same applied_index")
+        except AssertionError as e:
+            run.problems.append(str(e))
+        final = run.final_reads(history, keys)
+        for key, per_node in final.items():
+            if len({tuple(v) for v in per_node.values()}) > 1:
+                run.problems.append(f"nodes disagree on {key}: {per_node}")
+        for n in run.cluster.current():
+            if not n.alive():
+                run.problems.append(f"node {n.id} is not running at the end (exit "
+                                    f"{n.proc.returncode if n.proc else None})")
+        monitor.join(timeout=5)
+        history.write(os.path.join(out, "history.jsonl"))
+        try:
+            proc = subprocess.run([checker, "--check-history", os.path.join(out, "history.jsonl")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=args.check_timeout)
+            checker_output = proc.stdout.decode("utf-8", "replace")
+            verdict = {0: "linearizable", 1: "NOT LINEARIZABLE", 2: "INVALID HISTORY"}.get(
+                proc.returncode, f"checker exit {proc.returncode}")
+        except subprocess.TimeoutExpired:
+            verdict = f"checker timed out after {args.check_timeout} s"
+        with open(os.path.join(out, "checker.txt"), "w") as f:
+            f.write(f"verdict: {verdict}\n{checker_output}")
+        if verdict != "linearizable":
+            run.problems.append(f"history {verdict}: {checker_output.strip()[:3000]}")
+    except Exception as e:  # noqa: BLE001 - every failure is reported with the folder
+        import traceback
+        run.problems.append(f"run aborted: {e!r}\n{traceback.format_exc()}")
+    finally:
+        stop.set()
+        if run.cluster is not None:
+            run.problems += run.cluster.close(graceful=True)
+            for n in run.cluster.nodes:
+                for how, code in n.exit_codes:
+                    if how == "SIGKILL" and code != -signal.SIGKILL:
+                        run.problems.append(f"node {n.id} exited with {code} before the "
+                                            f"nemesis' SIGKILL landed")
+        if run.net is not None:
+            run.net.destroy()
+    if not history.ops or "history.jsonl" not in os.listdir(out):
+        history.write(os.path.join(out, "history.jsonl"))
+
+    workload = [op for op in history.ops if not op.get("final")]
+    counts = history.counts(workload)
+    lost = lost_writes(history.ops, final)
+    run.problems += [f"lost: {x}" for x in lost]
+    if history.unexpected:
+        run.problems.append(f"{len(history.unexpected)} replies of a wrong shape, e.g. "
+                            f"{history.unexpected[0][1]}")
+    if len(workload) == 0 or counts["ok"] * 3 < len(workload):
+        run.problems.append(f"only {counts['ok']} of {len(workload)} operations succeeded "
+                            f"(need a third)")
+    for node_id, kb in sorted(run.rss_max_kb.items()):
+        if kb >= RSS_LIMIT_KB:
+            run.problems.append(f"node {node_id} RSS {kb} KiB >= {RSS_LIMIT_KB} KiB")
+    for incarnation, age in sorted(run.rss_age_s.items()):
+        base, last = run.rss_baseline_kb.get(incarnation, 0), run.rss_last_kb[incarnation]
+        if age >= RSS_GROWTH_MIN_AGE_S and last > base * (1 + RSS_GROWTH_LIMIT):
+            run.problems.append(
+                f"node {incarnation[0]} (pid {incarnation[1]}) RSS grew from {base} KiB "
+                f"(largest in its first {RSS_BASELINE_S:.0f} s) to {last} KiB (> 5%)")
+    if nemesis is not None:
+        for fault in nemesis.faults:
+            if not fault["observed"]:
+                run.problems.append(f"fault {fault['step']} ({fault['kind']}) not observed: "
+                                    f"{fault['evidence']}")
+        with open(os.path.join(out, "nemesis.jsonl"), "w") as f:
+            for ev in nemesis.events:
+                f.write(json.dumps(ev) + "\n")
+    injected = {}
+    for fault in (nemesis.faults if nemesis else []):
+        injected[fault["kind"]] = injected.get(fault["kind"], 0) + 1
+    elapsed = time.monotonic() - run.t0
+    summary = {
+        "seed": args.seed, "ops": len(history.ops), "workload_ops": len(workload),
+        "counts": counts, "verdict": verdict, "lost": len(lost), "faults": injected,
+        "rss_max_kib": run.rss_max_kb, "seconds": round(elapsed, 1), "problems": run.problems,
+        "dir": out, "rerun": rerun, "checker_output": checker_output,
+    }
+    with open(os.path.join(out, "rss.jsonl"), "w") as f:
+        for sample in run.rss_log:
+            f.write(json.dumps(sample) + "\n")
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    if run.problems:
+        # Keep one folder: node logs next to the history.
+        if run.cluster is not None:
+            for n in run.cluster.nodes:
+                if os.path.exists(n.log_path):
+                    shutil.copy(n.log_path, os.path.join(out, f"node{n.id}.log"))
+            run.cluster.remove()
+    else:
+        if run.cluster is not None:
+            run.cluster.remove()
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+    return summary
+
+
+def report_line(s):
+    c = s["counts"]
+    return (f"chaos: {s['workload_ops']} ops (ok {c['ok']}, failed {c['fail']}, "
+            f"unknown {c['unknown']}), {s['verdict'] or 'not checked'}, {s['lost']} lost")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="chaos", description="Fault injection on real csetd processes, checked for "
+        "linearizability (docs/chaos.md).")
+    p.add_argument("--nodes", type=int, choices=(3, 5), default=3)
+    p.add_argument("--time", type=float, default=60.0, help="seconds of faults (default 60)")
+    p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--nemesis", default="kill,pause,partition,transfer",
+                   help=f"comma-separated subset of {','.join(ALL_NEMESES)} ('' for none)")
+    p.add_argument("--seed", type=int, default=None, help="default: random (printed)")
+    p.add_argument("--settle", type=float, default=3.0,
+                   help="seconds the workload keeps running after every fault healed")
+    p.add_argument("--out", default=None, help="folder for the run's files "
+                   "(default /tmp/cset-chaos-SEED-PID; removed on success unless --keep)")
+    p.add_argument("--keep", action="store_true", help="keep the folder on success too")
+    p.add_argument("--check-timeout", type=float, default=300.0)
+    p.add_argument("--snapshot-entries", type=int, default=1000,
+                   help="csetd --snapshot-entries: small, so snapshots (and InstallSnapshot to "
+                   "restarted and new nodes) happen during the run and memory reaches a "
+                   "steady state (default 1000)")
+    p.add_argument("--csetd-arg", action="append", default=[],
+                   help="extra csetd flag (repeatable), e.g. --csetd-arg=--unsafe-local-reads")
+    p.add_argument("--expect-violation", action="store_true",
+                   help="exit 0 only if the checker finds the history NOT linearizable "
+                   "(for runs with a deliberately unsafe --csetd-arg)")
+    p.add_argument("--verbose", "-v", action="store_true", help="print every nemesis step")
+    args = p.parse_args(argv)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 1 << 31)
+    if args.time <= 0 or args.clients < 1:
+        p.error("--time must be > 0 and --clients >= 1")
+    for k in args.nemesis.split(","):
+        if k.strip() and k.strip() not in ALL_NEMESES:
+            p.error(f"unknown nemesis {k.strip()!r} (known: {', '.join(ALL_NEMESES)})")
+    return args
+
+
+def _alarm(signum, frame):
+    raise TimeoutError("the chaos run exceeded its time budget")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    budget = int(args.time + args.settle + 120 + 2 * args.check_timeout)
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(budget)
+    try:
+        s = run_chaos(args)
+    finally:
+        signal.alarm(0)
+    print(f"chaos: seed {s['seed']}, {s['seconds']} s, faults {s['faults']}, "
+          f"max RSS KiB {s['rss_max_kib']}")
+    if s["problems"]:
+        print("chaos: FAILED:")
+        for p in s["problems"]:
+            print("  - " + p)
+        print(f"chaos: files kept in {s['dir']}; rerun: {s['rerun']}")
+    if args.expect_violation:
+        caught = s["verdict"] == "NOT LINEARIZABLE"
+        if caught:
+            why = " -- the checker flagged the unsafe run, as expected"
+        elif s["verdict"] is None:
+            why = " -- FAILED: the run did not get as far as the checker (problems above)"
+        else:
+            why = " -- FAILED: the checker did not flag the unsafe run"
+        print(report_line(s) + why)
+        return 0 if caught else 1
+    print(report_line(s) + ("" if not s["problems"] else " -- FAILED"))
+    return 0 if not s["problems"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
