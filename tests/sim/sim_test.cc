@@ -127,10 +127,10 @@ TEST(SimBugs, LinearizabilityCheckerAloneCatchesStaleReadsAndLostWrites) {
       ASSERT_TRUE(enable_bug(bug, &o));
       o.invariants = false;  // only the client history is checked
       SimResult r = run_simulation(o);
-      if (!r.ok) {
-        EXPECT_EQ(r.checker, "linearizability") << bug << ": " << r.explanation;
-        caught = true;
-      }
+      // A seed where the bug first shows as a liveness failure (lost
+      // acknowledged entries can leave no electable node) ends before the
+      // history is checked: look on.
+      if (!r.ok && r.checker == "linearizability") caught = true;
     }
     EXPECT_TRUE(caught) << bug << " not caught by the linearizability checker alone";
   }
