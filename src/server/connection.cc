@@ -197,8 +197,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
       w.error(parsed.status());
       return;
     }
-    if (server_->removed() && ((*spec)->flags & resp::kFlagWrite)) {
+    const bool needs_cluster = (*spec)->flags & (resp::kFlagWrite | resp::kFlagReadonly);
+    if (server_->removed() && needs_cluster) {
       w.error("REMOVED this node has been removed from the cluster");
+      return;
+    }
+    if (server_->waiting_to_join() && needs_cluster) {
+      w.error(
+          "NOQUORUM this node has not been added to a cluster yet (started with --join: "
+          "add it with CSET.NODE ADD on a member); nothing changed");
       return;
     }
     std::visit([&](auto& req) { run(req); }, parsed->request);

@@ -125,6 +125,8 @@ class Server::Impl {
   void admin_command(const std::string& what, uint64_t id, const std::string& address, bool voter,
                      std::function<void(const Status&)> done);
   bool removed() const { return removed_; }
+  /// Started with --join and not yet in any committed configuration.
+  bool waiting_to_join() const { return !member_ && !removed_; }
   void forget(Connection* c);
   void close_connections();
   Metrics& metrics() { return metrics_; }
