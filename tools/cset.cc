@@ -39,6 +39,10 @@ constexpr const char* kSscanPageSize = "1000";
 
 // A failure to get any answer: prints "cset: WORD message", exit 3.
 int print_failure(const Status& status) {
+  if (status.code() == Code::kNoAuth || status.code() == Code::kWrongPass) {
+    std::cerr << "cset: " << status.message() << "\n";  // holds NOAUTH / WRONGPASS
+    return kExitUsage;
+  }
   std::string_view word = status.code() == Code::kTimeout ? "TIMEOUT" : "UNREACHABLE";
   std::cerr << "cset: " << word << " " << status.message() << "\n";
   return kExitUnavailable;
@@ -326,11 +330,12 @@ std::vector<NodeRow> parse_nodes(const Reply& reply) {
 
 // Term, commit and applied index (and its own view of its role) from the
 // node's INFO raft; "unreachable" when it does not answer in time.
-void probe_node(NodeRow& row, const std::string& fallback_host) {
+void probe_node(NodeRow& row, const Endpoint& answered) {
   auto endpoints = parse_endpoints(row.client);
   if (!endpoints) return;
   Endpoint endpoint = (*endpoints)[0];
-  if (endpoint.host == "0.0.0.0" || endpoint.host == "::") endpoint.host = fallback_host;
+  if (endpoint.host == "0.0.0.0" || endpoint.host == "::") endpoint.host = answered.host;
+  endpoint.password = answered.password;
   auto reply = FailoverClient::run_once(endpoint, {"INFO", "raft"}, kStatusProbeTimeout);
   if (!reply || reply->is_error()) {
     row.state = "unreachable";
@@ -373,7 +378,7 @@ int cmd_status(FailoverClient& client) {
   std::vector<std::vector<std::string>> table = {
       {"ID", "PEER", "CLIENT", "ROLE", "STATE", "TERM", "COMMIT", "APPLIED"}};
   for (NodeRow& row : rows) {
-    probe_node(row, client.endpoint().host);
+    probe_node(row, client.endpoint());
     auto dash = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
     table.push_back({dash(row.id), dash(row.peer), dash(row.client), dash(row.role),
                      dash(row.state), row.term, row.commit, row.applied});
@@ -403,6 +408,7 @@ start with "-".)";
 
 struct Args {
   std::string endpoints = "127.0.0.1:6381";
+  std::string password;
   int timeout_ms = 10000;
   std::string key;
   std::string member;
@@ -419,6 +425,9 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   app.add_option("-e,--endpoints", args.endpoints, "HOST:PORT,... tried in order")
       ->capture_default_str();
+  app.add_option("-a,--password", args.password,
+                 "AUTH with this password (csetd --requirepass; or set CSET_PASSWORD)")
+      ->envname("CSET_PASSWORD");
   app.add_option("--timeout", args.timeout_ms, "overall time limit of a command, in ms")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -474,6 +483,7 @@ int run(int argc, char** argv) {
     std::cerr << "cset: --endpoints: " << endpoints.status().message() << "\n";
     return kExitUsage;
   }
+  for (Endpoint& endpoint : *endpoints) endpoint.password = args.password;
   FailoverClient client(std::move(*endpoints), milliseconds(args.timeout_ms));
   const std::string id = std::to_string(args.id);
   if (*add) return cmd_add(client, args.key, args.members);

@@ -73,6 +73,19 @@ Result<ContextPtr> connect(const Endpoint& endpoint, milliseconds timeout) {
   if (redisSetTimeout(context.get(), to_timeval(timeout)) != REDIS_OK) {
     return Status(Code::kUnavailable, endpoint.to_string() + ": cannot set the socket timeout");
   }
+  if (!endpoint.password.empty()) {
+    auto* r = static_cast<redisReply*>(
+        redisCommand(context.get(), "AUTH %b", endpoint.password.data(), endpoint.password.size()));
+    if (r == nullptr) {
+      return Status(Code::kUnavailable, endpoint.to_string() + ": AUTH got no answer");
+    }
+    std::string error = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
+    freeReplyObject(r);
+    if (!error.empty()) {
+      Code code = error.rfind("WRONGPASS", 0) == 0 ? Code::kWrongPass : Code::kNoAuth;
+      return Status(code, endpoint.to_string() + ": " + error);
+    }
+  }
   return context;
 }
 
@@ -178,7 +191,7 @@ Result<std::vector<Endpoint>> parse_endpoints(std::string_view list) {
         port > 65535) {
       return Status(Code::kInvalid, "endpoint '" + std::string(item) + "' has a bad port");
     }
-    endpoints.push_back(Endpoint{std::string(host), port});
+    endpoints.push_back(Endpoint{std::string(host), port, {}});
   }
   if (endpoints.empty()) return Status(Code::kInvalid, "no endpoint given");
   return endpoints;
@@ -201,6 +214,10 @@ Result<std::vector<Reply>> FailoverClient::run(const std::vector<Command>& comma
     }
     const Endpoint& endpoint = endpoints_[i];
     auto context = connect(endpoint, remaining);
+    if (!context &&
+        (context.status().code() == Code::kNoAuth || context.status().code() == Code::kWrongPass)) {
+      return context.status();  // every node has the same password: no failover
+    }
     if (!context) {
       failures += (failures.empty() ? "" : "; ") + context.status().message();
       continue;

@@ -32,6 +32,9 @@ namespace cset::cli {
 struct Endpoint {
   std::string host;
   int port = 0;
+  /// Sent with AUTH right after connecting when not empty (csetd
+  /// --requirepass); a refusal is NOAUTH/WRONGPASS, never a failover.
+  std::string password;
   std::string to_string() const { return host + ":" + std::to_string(port); }
 };
 

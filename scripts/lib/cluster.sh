@@ -193,6 +193,7 @@ cl_wait_leader() {
       agreed=1
       for ((i = 1; i <= CL_SIZE; i++)); do
         cl_pid "$i" >/dev/null || continue
+        [[ "$(cl_info "$i" role)" == removed ]] && continue  # no longer a member
         [[ "$(cl_info "$i" leader_id)" == "$leader" ]] || agreed=0
       done
       if ((agreed)); then
