@@ -101,7 +101,7 @@ struct Node {
   // meanwhile nothing it sends arrives (crash_new_leader_).
   bool doomed = false;
   raft::NodeId last_leader = 0;  // to notice a change of leader
-  uint64_t incarnation = 0;  // bumped at every restart; stale events are dropped
+  uint64_t incarnation = 0;      // bumped at every restart; stale events are dropped
   double clock_rate = 1.0;
   uint64_t fsync_us = 500;
   std::unique_ptr<SimRaftStorage> disk;
@@ -547,7 +547,8 @@ void Sim::maybe_snapshot(Node& n) {
 
 void Sim::send_packet(NodeId from, NodeId to, Packet p, uint64_t extra_us) {
   result_.stats.messages_sent++;
-  if (!link_up(from, to) || nodes_.at(from).doomed || (p.kind == Packet::Kind::kRaft && rng_.chance(loss_))) {
+  if (!link_up(from, to) || nodes_.at(from).doomed ||
+      (p.kind == Packet::Kind::kRaft && rng_.chance(loss_))) {
     result_.stats.messages_dropped++;
     return;
   }
@@ -1119,8 +1120,8 @@ void Sim::check_commit_safety(Node& n, raft::Index index, raft::Term term) {
     std::vector<NodeId> would_vote;
     for (const auto& [id, v] : tips) {
       if (!cfg.is_voter(id)) continue;
-      bool up_to_date = c.last_term > v.last_term ||
-                        (c.last_term == v.last_term && c.last_index >= v.last_index);
+      bool up_to_date =
+          c.last_term > v.last_term || (c.last_term == v.last_term && c.last_index >= v.last_index);
       if (id == candidate || up_to_date) would_vote.push_back(id);
     }
     if (quorum.is_quorum(would_vote)) {

@@ -182,8 +182,7 @@ TEST(RaftMembership, CandidateLearnsItsRemovalCommitFromARejectedVote) {
     if (m.from == 1 && (m.type == MessageType::kPreVote || m.type == MessageType::kVote)) {
       return true;
     }
-    return m.from == 2 && m.to == 1 &&
-           (m.type == MessageType::kTimeoutNow || m.commit >= leave);
+    return m.from == 2 && m.to == 1 && (m.type == MessageType::kTimeoutNow || m.commit >= leave);
   });
   c.run(30);
   ASSERT_NE(c.raft(2).role(), Role::kLeader);

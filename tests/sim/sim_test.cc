@@ -109,14 +109,13 @@ TEST_P(SimBugs, CaughtWithin300Seeds) {
   FAIL() << "bug " << GetParam() << " was not caught within 300 seeds";
 }
 
-INSTANTIATE_TEST_SUITE_P(Injected, SimBugs, ::testing::ValuesIn(bug_names()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n) {
-                             if (c == '-') c = '_';
-                           }
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Injected, SimBugs, ::testing::ValuesIn(bug_names()), [](const auto& info) {
+  std::string n = info.param;
+  for (char& c : n) {
+    if (c == '-') c = '_';
+  }
+  return n;
+});
 
 // The linearizability checker alone catches the bugs that only it can see.
 TEST(SimBugs, LinearizabilityCheckerAloneCatchesStaleReadsAndLostWrites) {
