@@ -40,10 +40,55 @@ bool parse_initial_cluster(const std::string& text,
       *err = "--initial-cluster: id out of range in '" + item + "'";
       return false;
     }
+    for (const auto& [seen_id, seen_addr] : *out) {
+      if (seen_id == id) {
+        *err = "--initial-cluster: id " + std::to_string(id) + " is listed twice";
+        return false;
+      }
+      if (seen_addr == item.substr(eq + 1)) {
+        *err = "--initial-cluster: address " + seen_addr + " is listed twice";
+        return false;
+      }
+    }
     out->emplace_back(id, item.substr(eq + 1));
     pos = comma + 1;
   }
   return !out->empty();
+}
+
+// A numeric flag's accepted range. CLI11 converts "-5" to a huge unsigned
+// value and clamps overflow, so the text is checked first: decimal digits only,
+// then the value against [min, max].
+struct NumericFlag {
+  const char* name;  // without "--"
+  uint64_t* value;
+  uint64_t min;
+  uint64_t max;
+  const char* unit;
+};
+
+// The accepted text of a numeric flag: decimal digits that fit in 64 bits.
+CLI::Validator decimal_digits() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+          return "'" + text + "' is not a non-negative whole number";
+        }
+        if (text.size() > 19) return "'" + text + "' is too large";
+        return {};
+      },
+      "");
+}
+
+// Returns "" when every value is within its range, else the first complaint.
+std::string check_ranges(const std::vector<NumericFlag>& flags) {
+  for (const auto& f : flags) {
+    if (*f.value < f.min || *f.value > f.max) {
+      return "--" + std::string(f.name) + " " + std::to_string(*f.value) + " is out of range [" +
+             std::to_string(f.min) + ", " + std::to_string(f.max) + "] " + f.unit;
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -54,6 +99,7 @@ int main(int argc, char** argv) {
   std::string initial_cluster, quorum = "tiebreak", config_file, log_level = "info",
                                log_format = "text";
   app.add_option("--id", o.id, "node id, 1..2^63-1")
+      ->check(decimal_digits())
       ->check(CLI::Range(uint64_t{1}, (uint64_t{1} << 63) - 1));
   app.add_option("--data-dir", o.data_dir, "data directory");
   app.add_option("--peer-listen", o.peer_listen, "HOST:PORT for peers");
@@ -66,15 +112,35 @@ int main(int argc, char** argv) {
                  "shared token; peers with another are refused");
   app.add_option("--quorum", quorum, "tiebreak|majority (new clusters only)")
       ->check(CLI::IsMember({"tiebreak", "majority"}));
-  app.add_option("--write-timeout", o.write_timeout_ms, "ms a request may wait for a quorum");
-  app.add_option("--election-timeout-ms", o.election_timeout_ms, "ms; randomized in [E, 2E)");
-  app.add_option("--heartbeat-ms", o.heartbeat_ms, "ms between heartbeats");
-  app.add_option("--snapshot-entries", o.snapshot_entries, "entries between snapshots");
-  app.add_option("--block-cache-mb", o.block_cache_mb, "RocksDB block cache, MiB");
-  app.add_option("--max-key-bytes", o.max_key_bytes, "largest key");
-  app.add_option("--max-member-bytes", o.max_member_bytes, "largest member");
-  app.add_option("--max-request-bytes", o.max_request_bytes, "largest request");
-  app.add_option("--max-reply-members", o.max_reply_members, "largest SMEMBERS reply");
+  // Ranges: a request must fit in one peer frame (64 MiB) with room to spare.
+  const std::vector<NumericFlag> numeric = {
+      {"write-timeout", &o.write_timeout_ms, 1, 600'000, "ms"},
+      {"election-timeout-ms", &o.election_timeout_ms, 2, 600'000, "ms"},
+      {"heartbeat-ms", &o.heartbeat_ms, 1, 300'000, "ms"},
+      {"snapshot-entries", &o.snapshot_entries, 1, 1'000'000'000, "entries"},
+      {"block-cache-mb", &o.block_cache_mb, 1, 1 << 20, "MiB"},
+      {"max-key-bytes", &o.max_key_bytes, 1, 16 << 20, "bytes"},
+      {"max-member-bytes", &o.max_member_bytes, 1, 16 << 20, "bytes"},
+      {"max-request-bytes", &o.max_request_bytes, 64, 32 << 20, "bytes"},
+      {"max-reply-members", &o.max_reply_members, 1, 1'000'000'000, "members"},
+  };
+  const std::vector<std::pair<const char*, const char*>> numeric_help = {
+      {"write-timeout", "ms a request may wait for a quorum"},
+      {"election-timeout-ms", "ms; randomized in [E, 2E)"},
+      {"heartbeat-ms", "ms between heartbeats"},
+      {"snapshot-entries", "applied entries between snapshots"},
+      {"block-cache-mb", "RocksDB block cache, MiB"},
+      {"max-key-bytes", "largest key, bytes"},
+      {"max-member-bytes", "largest member, bytes"},
+      {"max-request-bytes", "largest request, bytes"},
+      {"max-reply-members", "largest SMEMBERS reply, members"},
+  };
+  for (size_t i = 0; i < numeric.size(); ++i) {
+    const auto& f = numeric[i];
+    app.add_option(std::string("--") + f.name, *f.value, numeric_help[i].second)
+        ->check(decimal_digits())
+        ->capture_default_str();
+  }
   app.add_option("--requirepass", o.requirepass, "password clients must AUTH with");
   app.add_option("--admin-listen", o.admin_listen, "HOST:PORT for /health /metrics /status");
   app.add_flag("--force-new-cluster", o.force_new_cluster,
@@ -121,15 +187,7 @@ int main(int argc, char** argv) {
       str("advertise-client", &o.advertise_client);
       str("cluster-token", &o.cluster_token);
       str("quorum", &quorum);
-      num("write-timeout", &o.write_timeout_ms);
-      num("election-timeout-ms", &o.election_timeout_ms);
-      num("heartbeat-ms", &o.heartbeat_ms);
-      num("snapshot-entries", &o.snapshot_entries);
-      num("block-cache-mb", &o.block_cache_mb);
-      num("max-key-bytes", &o.max_key_bytes);
-      num("max-member-bytes", &o.max_member_bytes);
-      num("max-request-bytes", &o.max_request_bytes);
-      num("max-reply-members", &o.max_reply_members);
+      for (const auto& f : numeric) num(f.name, f.value);
       str("requirepass", &o.requirepass);
       str("admin-listen", &o.admin_listen);
       str("log-level", &log_level);
@@ -161,10 +219,13 @@ int main(int argc, char** argv) {
   o.quorum =
       quorum == "majority" ? cset::raft::QuorumMode::kMajority : cset::raft::QuorumMode::kTiebreak;
   o.quorum_given = app.count("--quorum") > 0;
+  if (std::string bad = check_ranges(numeric); !bad.empty()) return usage(bad);
   if (o.heartbeat_ms == 0 || o.election_timeout_ms <= o.heartbeat_ms) {
     return usage("--election-timeout-ms must be larger than --heartbeat-ms > 0");
   }
-  if (o.write_timeout_ms == 0) return usage("--write-timeout must be positive");
+  if (o.max_key_bytes > o.max_request_bytes || o.max_member_bytes > o.max_request_bytes) {
+    return usage("--max-key-bytes and --max-member-bytes must not exceed --max-request-bytes");
+  }
   if (o.force_new_cluster && o.join) {
     return usage(
         "--force-new-cluster works on a survivor's existing data directory, not with "

@@ -1,0 +1,77 @@
+"""csetd's flag and config checks (SPEC.md "csetd": exit 2 on bad flags or
+config, with a message naming the flag). No cluster: each case starts csetd
+with one bad value and expects it to refuse at once, before touching the data
+directory.
+"""
+
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import binary
+
+BASE = ["--id", "1", "--peer-listen", "127.0.0.1:1", "--client-listen", "127.0.0.1:2",
+        "--initial-cluster", "1=127.0.0.1:1"]
+
+
+class CsetdFlagsTest(unittest.TestCase):
+    CTEST_TIMEOUT = 60
+
+    def run_csetd(self, *args, config=None):
+        with tempfile.TemporaryDirectory(prefix="cset-flags-") as tmp:
+            data_dir = os.path.join(tmp, "data")
+            argv = [binary("CSETD", "csetd"), "--data-dir", data_dir]
+            if config is not None:
+                path = os.path.join(tmp, "csetd.toml")
+                with open(path, "w") as f:
+                    f.write(config)
+                argv += ["--config", path]
+            p = subprocess.run(argv + list(args), capture_output=True, timeout=20)
+            # Refused before the data directory was created: nothing to clean up.
+            self.assertFalse(os.path.exists(data_dir), f"{args}: created {data_dir}")
+            return p.returncode, p.stderr.decode(errors="replace")
+
+    def assertRefused(self, args, mentions, config=None):
+        rc, err = self.run_csetd(*args, config=config)
+        self.assertEqual(rc, 2, f"{args}: exit {rc}, stderr {err!r}")
+        self.assertIn(mentions, err, f"{args}: stderr {err!r}")
+
+    def test_negative_numbers_are_refused(self):
+        for flag in ("--write-timeout", "--max-member-bytes", "--heartbeat-ms", "--id"):
+            self.assertRefused(BASE + [flag, "-5"], flag)
+            self.assertRefused(BASE + [f"{flag}=-5"], flag)
+
+    def test_overflow_is_refused_not_clamped(self):
+        for flag in ("--max-member-bytes", "--write-timeout", "--snapshot-entries"):
+            self.assertRefused(BASE + [flag, "99999999999999999999"], flag)
+            self.assertRefused(BASE + [flag, "18446744073709551615"], flag)
+
+    def test_out_of_range_values_name_the_range(self):
+        self.assertRefused(BASE + ["--write-timeout", "0"], "--write-timeout 0 is out of range")
+        self.assertRefused(BASE + ["--max-request-bytes", str(1 << 40)], "--max-request-bytes")
+        self.assertRefused(BASE + ["--max-member-bytes", "2000000"], "--max-request-bytes")
+        self.assertRefused(BASE + ["--heartbeat-ms", "2000"], "--election-timeout-ms")
+        self.assertRefused(BASE + ["--write-timeout", "12abc"], "--write-timeout")
+
+    def test_initial_cluster_duplicates_are_refused(self):
+        base = BASE[:-2]
+        self.assertRefused(base + ["--initial-cluster", "1=127.0.0.1:1,1=127.0.0.1:3"],
+                           "id 1 is listed twice")
+        self.assertRefused(base + ["--initial-cluster", "1=127.0.0.1:1,2=127.0.0.1:1"],
+                           "address 127.0.0.1:1 is listed twice")
+
+    def test_config_file_values_are_checked_too(self):
+        self.assertRefused(BASE, "--write-timeout", config="write-timeout = 0\n")
+        self.assertRefused(BASE, "must not be negative", config="max-member-bytes = -1\n")
+
+    def test_help_shows_defaults(self):
+        p = subprocess.run([binary("CSETD", "csetd"), "--help"], capture_output=True, timeout=20)
+        self.assertEqual(p.returncode, 0)
+        out = p.stdout.decode()
+        self.assertIn("5000", out)  # --write-timeout's default
+        self.assertIn("65536", out)  # --max-member-bytes's default
+
+
+if __name__ == "__main__":
+    unittest.main()
