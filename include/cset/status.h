@@ -30,6 +30,7 @@ enum class Code : uint8_t {
   kNoAuth,          // NOAUTH
   kWrongPass,       // WRONGPASS
   kSessionExpired,  // SESSIONEXPIRED: a retry on an expired client session.
+  kNoProto,         // NOPROTO: HELLO with a protocol version other than 2 or 3 (as Redis).
   // Internal.
   kNotLeader,    // a proposal reached a node that is not (or no longer) leader.
   kCompacted,    // a log index below the first retained index.

@@ -26,6 +26,8 @@ std::string_view code_word(Code code) {
       return "WRONGPASS";
     case Code::kSessionExpired:
       return "SESSIONEXPIRED";
+    case Code::kNoProto:
+      return "NOPROTO";
     default:
       return "ERR";
   }

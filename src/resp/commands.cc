@@ -194,9 +194,10 @@ Result<Request> parse_hello(Args args) {
   if (args.size() >= 2) {
     std::optional<int64_t> version = parse_int64(args[1]);
     if (!version) return err("Protocol version is not an integer or out of range");
-    // Redis answers "-NOPROTO unsupported protocol version"; NOPROTO is not a
-    // code word of SPEC.md, so this is an ERR with the same text.
-    if (*version < 2 || *version > 3) return err("NOPROTO unsupported protocol version");
+    // As Redis: clients probing for RESP3 look for the NOPROTO code word.
+    if (*version < 2 || *version > 3) {
+      return Status(Code::kNoProto, "unsupported protocol version");
+    }
     hello.protover = static_cast<int>(*version);
   }
   for (size_t j = 2; j < args.size(); ++j) {

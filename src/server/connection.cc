@@ -408,6 +408,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void run(resp::Auth& r) {
     auto w = writer();
     if (server_->options().requirepass.empty()) {
+      // AUTH default <any>: the default user has no password (Redis's nopass).
+      if (r.username && *r.username == "default") return w.ok();
       return w.error(
           "ERR AUTH <password> called without any password configured for the default user. Are "
           "you sure your configuration is correct?");
@@ -422,12 +424,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void run(resp::Hello& r) {
     auto w = writer();
     if (r.auth) {
-      if (!check_password(r.auth->username, r.auth->password) ||
-          server_->options().requirepass.empty()) {
-        if (server_->options().requirepass.empty() && r.auth->password.empty()) {
-        } else if (!check_password(r.auth->username, r.auth->password)) {
-          return w.error("WRONGPASS invalid username-password pair or user is disabled.");
-        }
+      // Without --requirepass the default user has no password (Redis's
+      // "nopass"): any password is accepted for it, as Redis does.
+      bool nopass = server_->options().requirepass.empty() && r.auth->username == "default";
+      if (!nopass && !check_password(r.auth->username, r.auth->password)) {
+        return w.error("WRONGPASS invalid username-password pair or user is disabled.");
       }
       authenticated_ = true;
       parser_.set_authenticated(true);
@@ -450,7 +451,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     w2.bulk_string("id");
     w2.integer(static_cast<int64_t>(id_));
     w2.bulk_string("mode");
-    w2.bulk_string("cluster");
+    w2.bulk_string("standalone");  // Redis Cluster's slot commands are not served
     w2.bulk_string("role");
     w2.bulk_string("master");
     w2.bulk_string("modules");

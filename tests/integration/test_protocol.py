@@ -186,6 +186,12 @@ class ProtocolTest(ClusterTestCase):
             reply = c.command("HELLO", "3")
             self.assertIsInstance(reply, Map, repr(reply))
             self.assertEqual(dict(reply).get(b"proto"), 3)
+            self.assertEqual(dict(reply).get(b"mode"), b"standalone", "as a Redis node says")
+            self.assertErrorWord(c.command("HELLO", "9"), "NOPROTO")
+            # No --requirepass: the default user has no password, so any is taken.
+            self.assertEqual(dict(c.command("HELLO", "3", "AUTH", "default", "x")).get(b"proto"), 3)
+            self.assertEqual(c.command("AUTH", "default", "x"), "OK")
+            self.assertErrorWord(c.command("HELLO", "3", "AUTH", "someone", "x"), "WRONGPASS")
             self.assertEqual(c.command("SADD", "p:hello", "a", "b"), 2)
             self.assertEqual(c.command("SISMEMBER", "p:hello", "a"), 1)
             self.assertEqual(sorted(c.command("SMEMBERS", "p:hello")), [b"a", b"b"])

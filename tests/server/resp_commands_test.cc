@@ -234,8 +234,8 @@ TEST(RespCommandsTest, Hello) {
   EXPECT_EQ(full.auth->password, "pw");
   EXPECT_EQ(full.setname, "app");
   EXPECT_EQ(error_of({"HELLO", "x"}), "ERR Protocol version is not an integer or out of range");
-  EXPECT_EQ(error_of({"HELLO", "4"}), "ERR NOPROTO unsupported protocol version");
-  EXPECT_EQ(error_of({"HELLO", "1"}), "ERR NOPROTO unsupported protocol version");
+  EXPECT_EQ(error_of({"HELLO", "4"}), "NOPROTO unsupported protocol version");
+  EXPECT_EQ(error_of({"HELLO", "1"}), "NOPROTO unsupported protocol version");
   EXPECT_EQ(error_of({"HELLO", "3", "AUTH", "u"}), "ERR Syntax error in HELLO option 'AUTH'");
   EXPECT_EQ(error_of({"HELLO", "3", "FOO"}), "ERR Syntax error in HELLO option 'FOO'");
   EXPECT_EQ(error_of({"HELLO", "3", "SETNAME", "a b"}),
