@@ -429,7 +429,16 @@ int run(int argc, char** argv) {
                  "AUTH with this password (csetd --requirepass; or set CSET_PASSWORD)")
       ->envname("CSET_PASSWORD");
   app.add_option("--timeout", args.timeout_ms, "overall time limit of a command, in ms")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            bool digits = !text.empty() && text.size() <= 8 &&
+                          text.find_first_not_of("0123456789") == std::string::npos;
+            if (!digits || std::stoi(text) < 1 || std::stoi(text) > 3'600'000) {
+              return "'" + text + "' is not a whole number of ms in [1, 3600000]";
+            }
+            return {};
+          },
+          ""))
       ->capture_default_str();
 
   auto* add = app.add_subcommand("add", "KEY MEMBER...: add; exit 1 if one was present");
@@ -471,6 +480,12 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // CLI11 says "A subcommand is required" for a misspelt command; name it.
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !app.remaining().empty()) {
+      std::cerr << "cset: unknown command '" << app.remaining().front()
+                << "' (run cset --help for the list)\n";
+      return kExitUsage;
+    }
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }

@@ -106,6 +106,12 @@ class CsetCliTest(ClusterTestCase):
                      ["--timeout", "0", "size", "k"], ["node", "promote", "x"]):
             out = subprocess.run([self.cset_path()] + args, capture_output=True, timeout=30)
             self.assertExit(out, 2)
+            self.assertLess(len(out.stderr), 300, f"{args}: a short message, not a manual")
+        out = subprocess.run([self.cset_path(), "frobnicate"], capture_output=True, timeout=30)
+        self.assertIn(b"unknown command 'frobnicate'", out.stderr)
+        out = subprocess.run([self.cset_path(), "--timeout", "0", "size", "k"],
+                             capture_output=True, timeout=30)
+        self.assertIn(b"[1, 3600000]", out.stderr)
         out = subprocess.run([self.cset_path(), "bench", "--clients", "4"], capture_output=True,
                              timeout=30)
         self.assertExit(out, 2)
