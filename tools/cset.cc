@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cset/status.h"
+#include "tools/cset_bench.h"
 #include "tools/cset_client.h"
 
 namespace cset::cli {
@@ -406,6 +407,71 @@ members prints one member a line, raw bytes (a member holding a newline is
 ambiguous there; use redis-cli --raw for those). Put "--" before members that
 start with "-".)";
 
+// ---- bench -------------------------------------------------------------------
+
+struct BenchArgs {
+  BenchOptions options;
+  std::string mix = "fresh=1";
+  bool json = false;
+};
+
+CLI::App* add_bench_subcommand(CLI::App& app, BenchArgs* b) {
+  auto* bench = app.add_subcommand(
+      "bench", "load generator: throughput and latency of a command mix (docs/benchmarks.md)");
+  BenchOptions& o = b->options;
+  bench->add_option("-c,--clients", o.clients, "connections")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  bench->add_option("-n,--requests", o.requests, "measured requests (default: run for --time)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  bench->add_option("-t,--time", o.seconds, "seconds measured after the warm-up")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  bench->add_option("--warmup", o.warmup_seconds, "seconds of load before measuring")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  bench->add_option("-P,--pipeline", o.pipeline, "requests in flight per connection")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  bench
+      ->add_option("--mix", b->mix,
+                   "NAME=WEIGHT,... (fresh: SADD of a new 16-byte member; add, rem, has: "
+                   "SADD, SREM, SISMEMBER within --members; members: SMEMBERS) or A:R:H")
+      ->capture_default_str();
+  bench->add_option("--members", o.members, "member space of add, rem and has")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
+      ->capture_default_str();
+  bench->add_option("--keys", o.keys, "keys the load spreads over")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  bench->add_option("--key-prefix", o.key_prefix, "keys are PREFIX:0, PREFIX:1, ...")
+      ->capture_default_str();
+  bench->add_flag("--all-endpoints", o.all_endpoints,
+                  "spread connections over every --endpoints entry (default: the first)");
+  bench->add_option("--seed", o.seed, "random seed (default: random)");
+  bench->add_flag("--json", b->json, "one JSON object instead of the text report");
+  return bench;
+}
+
+int cmd_bench(std::vector<Endpoint> endpoints, int timeout_ms, BenchArgs& b) {
+  auto mix = parse_bench_mix(b.mix);
+  if (!mix) {
+    std::cerr << "cset bench: " << mix.status().message() << "\n";
+    return kExitUsage;
+  }
+  b.options.mix = *mix;
+  b.options.endpoints = std::move(endpoints);
+  b.options.request_timeout_ms = static_cast<uint64_t>(timeout_ms);
+  auto result = run_bench(b.options);
+  if (!result) {
+    std::cerr << "cset bench: " << result.status().to_string() << "\n";
+    return result.status().code() == Code::kInvalid ? kExitUsage : kExitUnavailable;
+  }
+  std::cout << (b.json ? bench_report_json(b.options, *result) + "\n"
+                       : bench_report_text(b.options, *result));
+  return kExitOk;
+}
+
 struct Args {
   std::string endpoints = "127.0.0.1:6381";
   std::string password;
@@ -470,8 +536,8 @@ int run(int argc, char** argv) {
   leader->require_subcommand(1);
   auto* leader_transfer = leader->add_subcommand("transfer", "ID: hand leadership to ID");
   leader_transfer->add_option("id", args.id)->required();
-  auto* bench = app.add_subcommand("bench", "load generator (not yet implemented)");
-  bench->allow_extras();
+  BenchArgs bench_args;
+  auto* bench = add_bench_subcommand(app, &bench_args);
   for (CLI::App* sub : {add, rem, has, members, size, status, node, leader}) {
     sub->fallthrough();
   }
@@ -489,16 +555,13 @@ int run(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  if (*bench) {
-    std::cerr << "cset bench: not yet implemented (issue 8)\n";
-    return kExitUsage;
-  }
   auto endpoints = parse_endpoints(args.endpoints);
   if (!endpoints) {
     std::cerr << "cset: --endpoints: " << endpoints.status().message() << "\n";
     return kExitUsage;
   }
   for (Endpoint& endpoint : *endpoints) endpoint.password = args.password;
+  if (*bench) return cmd_bench(std::move(*endpoints), args.timeout_ms, bench_args);
   FailoverClient client(std::move(*endpoints), milliseconds(args.timeout_ms));
   const std::string id = std::to_string(args.id);
   if (*add) return cmd_add(client, args.key, args.members);

@@ -3,6 +3,7 @@ exit codes (0 success, 1 negative, 2 usage, 3 unreachable/no quorum/timeout)
 and endpoint failover. NOQUORUM's exit code 3 is checked in test_faults.py.
 """
 
+import json
 import subprocess
 import unittest
 
@@ -112,13 +113,44 @@ class CsetCliTest(ClusterTestCase):
         out = subprocess.run([self.cset_path(), "--timeout", "0", "size", "k"],
                              capture_output=True, timeout=30)
         self.assertIn(b"[1, 3600000]", out.stderr)
-        out = subprocess.run([self.cset_path(), "bench", "--clients", "4"], capture_output=True,
-                             timeout=30)
-        self.assertExit(out, 2)
-        self.assertIn(b"not yet implemented", out.stderr)
+        for mix in ("nope=1", "fresh=0", "1:2:3:4", "fresh=x"):
+            out = subprocess.run([self.cset_path(), "bench", "--mix", mix], capture_output=True,
+                                 timeout=30)
+            self.assertExit(out, 2)
+            self.assertIn(b"--mix", out.stderr)
         out = subprocess.run([self.cset_path(), "--help"], capture_output=True, timeout=30)
         self.assertExit(out, 0)
         self.assertIn(b"Exit codes", out.stdout)
+
+    def test_bench_counts_requests_and_writes_fresh_members(self):
+        key_prefix = "cli:bench"
+        out = subprocess.run([self.cset_path(), "-e", self.cluster.endpoints(), "bench", "--clients", "4",
+                              "--pipeline", "4", "--requests", "400", "--warmup", "0.2",
+                              "--mix", "fresh=1", "--key-prefix", key_prefix, "--json"],
+                             capture_output=True, timeout=120)
+        self.assertExit(out, 0)
+        report = json.loads(out.stdout)
+        self.assertEqual(report["requests"], 400, report)
+        self.assertEqual(report["errors"], 0, report)
+        self.assertGreater(report["ops_per_sec"], 0, report)
+        self.assertLessEqual(report["p50_ms"], report["p99_ms"])
+        self.assertLessEqual(report["p99_ms"], report["max_ms"])
+        # Every measured request and the warm-up's added one fresh member.
+        size = self.cset("size", f"{key_prefix}:0")
+        self.assertExit(size, 0)
+        self.assertGreaterEqual(int(size.stdout), 400)
+        # A mix of reads and bounded writes, text report, through every endpoint.
+        out = subprocess.run([self.cset_path(), "-e", self.cluster.endpoints(), "bench", "-c", "6",
+                              "-t", "1", "--warmup", "0.2", "--mix", "add=1,rem=1,has=2,members=1",
+                              "--members", "50", "--all-endpoints"],
+                             capture_output=True, timeout=120)
+        self.assertExit(out, 0)
+        self.assertRegex(out.stdout, rb"throughput [0-9.]+ ops/s")
+        self.assertRegex(out.stdout, rb"errors 0\n")
+        # Nothing listening: exit 3.
+        out = subprocess.run([self.cset_path(), "-e", "127.0.0.1:1", "bench", "-n", "5"],
+                             capture_output=True, timeout=60)
+        self.assertExit(out, 3)
 
     def test_toobig_member(self):
         out = self.cset("add", "cli:big-member", "x" * (64 * 1024 + 1))
