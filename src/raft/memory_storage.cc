@@ -96,6 +96,29 @@ Snapshot MemoryStorage::snapshot() const {
   return snapshot_;
 }
 
+SnapshotMeta MemoryStorage::snapshot_meta() const {
+  std::lock_guard lock(mu_);
+  return snapshot_.meta;
+}
+
+SnapshotChunk MemoryStorage::snapshot_chunk(uint64_t offset, uint64_t max_bytes) const {
+  std::lock_guard lock(mu_);
+  SnapshotChunk c;
+  c.meta = snapshot_.meta;
+  c.total_bytes = snapshot_.data.size();
+  if (offset < c.total_bytes) c.bytes = snapshot_.data.substr(offset, max_bytes);
+  return c;
+}
+
+SnapshotChunk Storage::snapshot_chunk(uint64_t offset, uint64_t max_bytes) const {
+  Snapshot s = snapshot();
+  SnapshotChunk c;
+  c.meta = std::move(s.meta);
+  c.total_bytes = s.data.size();
+  if (offset < c.total_bytes) c.bytes = s.data.substr(offset, max_bytes);
+  return c;
+}
+
 void MemoryStorage::append(const std::vector<Entry>& entries) {
   if (entries.empty()) return;
   for (size_t i = 1; i < entries.size(); ++i) {

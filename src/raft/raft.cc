@@ -854,9 +854,9 @@ bool Raft::send_append(NodeId to, bool send_if_empty) {
   if (!prev_term.ok() || !ents.ok()) {
     // The follower needs entries we compacted: InstallSnapshot (§5.3).
     if (!pr.recent_active) return false;
-    Snapshot snap = storage_->snapshot();
-    if (snap.empty()) return false;
-    pr.become_snapshot(snap.meta.index);
+    SnapshotMeta snap = storage_->snapshot_meta();
+    if (snap.index == 0) return false;
+    pr.become_snapshot(snap.index);
     send_snapshot_chunk(to, pr);
     return false;
   }
@@ -876,20 +876,22 @@ bool Raft::send_append(NodeId to, bool send_if_empty) {
 }
 
 void Raft::send_snapshot_chunk(NodeId to, Progress& pr) {
-  Snapshot snap = storage_->snapshot();
-  if (snap.meta.index != pr.pending_snapshot) {
+  // Only this chunk's bytes are copied out of storage, not the whole image.
+  SnapshotChunk chunk = storage_->snapshot_chunk(pr.snapshot_offset, opts_.snapshot_chunk_bytes);
+  if (chunk.meta.index != pr.pending_snapshot) {
     // A newer snapshot was taken meanwhile: restart with it.
-    pr.become_snapshot(snap.meta.index);
+    pr.become_snapshot(chunk.meta.index);
+    chunk = storage_->snapshot_chunk(pr.snapshot_offset, opts_.snapshot_chunk_bytes);
   }
-  uint64_t offset = std::min<uint64_t>(pr.snapshot_offset, snap.data.size());
-  uint64_t len = std::min<uint64_t>(opts_.snapshot_chunk_bytes, snap.data.size() - offset);
+  uint64_t offset = std::min<uint64_t>(pr.snapshot_offset, chunk.total_bytes);
+  uint64_t len = chunk.bytes.size();
   Message m;
   m.type = MessageType::kSnapshot;
   m.to = to;
-  m.snapshot_meta = snap.meta;
+  m.snapshot_meta = std::move(chunk.meta);
   m.snapshot_offset = offset;
-  m.snapshot_chunk = snap.data.substr(offset, len);
-  m.snapshot_done = offset + len == snap.data.size();
+  m.snapshot_chunk = std::move(chunk.bytes);
+  m.snapshot_done = offset + len == chunk.total_bytes;
   pr.snapshot_chunk_inflight = true;
   pr.snapshot_ticks = 0;
   send(std::move(m));

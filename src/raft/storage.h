@@ -35,8 +35,16 @@ class Storage {
   virtual Result<Term> term(Index i) const = 0;
   virtual Index first_index() const = 0;
   virtual Index last_index() const = 0;
-  /// The latest snapshot (empty() when there is none).
+  /// The latest snapshot (empty() when there is none). Copies the image:
+  /// callers that need only the metadata or a part use the two below.
   virtual Snapshot snapshot() const = 0;
+  /// The latest snapshot's metadata (index 0 when there is none), without
+  /// copying its image. The default copies; implementations override it.
+  virtual SnapshotMeta snapshot_meta() const { return snapshot().meta; }
+  /// Bytes [offset, offset + max_bytes) of the latest snapshot's image (fewer
+  /// at its end; none when offset >= its size), with its metadata and total
+  /// size, so InstallSnapshot chunks cost their own size, not the image's.
+  virtual SnapshotChunk snapshot_chunk(uint64_t offset, uint64_t max_bytes) const;
 };
 
 /// Storage held in memory, for tests and the simulator. The simulator wraps it
@@ -52,6 +60,8 @@ class MemoryStorage : public Storage {
   Index first_index() const override;
   Index last_index() const override;
   Snapshot snapshot() const override;
+  SnapshotMeta snapshot_meta() const override;
+  SnapshotChunk snapshot_chunk(uint64_t offset, uint64_t max_bytes) const override;
 
   void set_hard_state(const HardState& hs);
   /// Appends entries, truncating any existing suffix from entries[0].index.

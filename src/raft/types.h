@@ -108,6 +108,13 @@ struct Snapshot {
   bool empty() const { return meta.index == 0; }
 };
 
+/// A part of a snapshot's image (Storage::snapshot_chunk).
+struct SnapshotChunk {
+  SnapshotMeta meta;
+  uint64_t total_bytes = 0;  // the whole image's size
+  std::string bytes;
+};
+
 enum class MessageType : uint8_t {
   kPreVote,  // dissertation §9.6; term = the term the sender would campaign in
   kPreVoteResponse,

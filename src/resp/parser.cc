@@ -143,13 +143,13 @@ void RequestParser::compact() {
   if (begin_ == 0) return;
   if (begin_ == buffer_.size()) {
     if (buffer_.capacity() > kShrinkCapacity) {
-      std::string().swap(buffer_);
+      buffer_.release();
     } else {
       buffer_.clear();
     }
   } else if (begin_ >= buffer_.size() - begin_) {
     // Moving costs at most the bytes already consumed: amortised O(1) a byte.
-    buffer_.erase(0, begin_);
+    buffer_.erase_front(begin_);
   } else {
     return;
   }
@@ -221,7 +221,7 @@ RequestParser::Step RequestParser::fail(std::string message) {
   }
   state_ = State::kFailed;
   error_ = std::move(message);
-  std::string().swap(buffer_);
+  buffer_.release();
   spans_ = {};
   begin_ = pos_ = scan_ = 0;
   result_ = ParseResult{};

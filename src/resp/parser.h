@@ -68,6 +68,7 @@
 #include <string_view>
 #include <vector>
 
+#include "resp/byte_buffer.h"
 #include "resp/limits.h"
 
 namespace cset::resp {
@@ -142,7 +143,7 @@ class RequestParser {
   void compact();
 
   Limits limits_;
-  std::string buffer_;
+  ByteBuffer buffer_;
   size_t begin_ = 0;     // start of the command being parsed; bytes before it are consumed
   size_t pos_ = 0;       // next byte to parse
   size_t scan_ = 0;      // where the search for the current line's end resumes

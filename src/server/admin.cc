@@ -63,7 +63,7 @@ std::string Server::Impl::raft_section() {
   line("applied_index", std::to_string(sm_->applied_index()));
   line("last_log_index", std::to_string(raft_->last_index()));
   line("first_log_index", std::to_string(raft_->first_index()));
-  line("snapshot_index", std::to_string(store_->snapshot().meta.index));
+  line("snapshot_index", std::to_string(store_->snapshot_meta().index));
   line("voters", std::to_string(c.voters.size()));
   line("learners", std::to_string(c.learners.size()));
   line("joint", c.joint() ? "1" : "0");

@@ -129,7 +129,7 @@ bool Server::Impl::open(StartError* error) {
     *error = {3, "data directory " + opt_.data_dir + ": state machine: " + s.to_string()};
     return false;
   }
-  bool fresh = store_->last_index() == 0 && store_->snapshot().empty();
+  bool fresh = store_->last_index() == 0 && store_->snapshot_meta().index == 0;
   if (fresh && !opt_.join) {
     if (opt_.initial_cluster.empty()) {
       *error = {2, "a new data directory needs --initial-cluster or --join"};
@@ -167,8 +167,9 @@ bool Server::Impl::open(StartError* error) {
     }
   }
   if (opt_.force_new_cluster && !force_new_cluster(fresh, error)) return false;
-  if (!store_->snapshot().empty() && sm_->applied_index() < store_->snapshot().meta.index) {
-    s = sm_->restore_snapshot(store_->snapshot().data, store_->snapshot().meta.index);
+  if (raft::SnapshotMeta meta = store_->snapshot_meta();
+      meta.index != 0 && sm_->applied_index() < meta.index) {
+    s = sm_->restore_snapshot(store_->snapshot().data, meta.index);
     if (!s) {
       *error = {3, "data directory " + opt_.data_dir + ": snapshot: " + s.to_string()};
       return false;
@@ -226,7 +227,7 @@ bool Server::Impl::force_new_cluster(bool fresh, StartError* error) {
   }
   // The latest configuration in the snapshot or the log (committed or not).
   raft::Configuration cfg;
-  if (!store_->snapshot().empty()) cfg = store_->snapshot().meta.config;
+  if (store_->snapshot_meta().index != 0) cfg = store_->snapshot_meta().config;
   raft::Index first = std::max<raft::Index>(store_->first_index(), 1);
   raft::Index last = store_->last_index();
   for (raft::Index i = first; i <= last;) {
@@ -886,6 +887,11 @@ void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
       spdlog::warn("bad raft message from {}: {}", from, m.status().to_string());
       return;
     }
+    if (m->type == raft::MessageType::kSnapshot) {
+      spdlog::debug("snapshot chunk received from {}: snapshot index {}, offset {}, {} bytes{}",
+                    from, m->snapshot_meta.index, m->snapshot_offset, m->snapshot_chunk.size(),
+                    m->snapshot_done ? ", last" : "");
+    }
     raft_->step(*m);
   } else if (f.has_forward_request()) {
     const auto& req = f.forward_request();
@@ -1040,7 +1046,7 @@ void Server::Impl::fail_all_pending() {
 
 void Server::Impl::maybe_snapshot() {
   Index applied = sm_->applied_index();
-  Index snap = store_->snapshot().meta.index;
+  Index snap = store_->snapshot_meta().index;
   if (applied >= snap + opt_.snapshot_entries) take_snapshot(false);
 }
 

@@ -771,6 +771,22 @@ raft::Snapshot RocksStore::snapshot() const {
   return s;
 }
 
+raft::SnapshotMeta RocksStore::snapshot_meta() const {
+  std::lock_guard lock(mu_);
+  return snapshot_meta_;
+}
+
+raft::SnapshotChunk RocksStore::snapshot_chunk(uint64_t offset, uint64_t max_bytes) const {
+  std::lock_guard lock(mu_);
+  raft::SnapshotChunk c;
+  c.meta = snapshot_meta_;
+  if (snapshot_data_) {
+    c.total_bytes = snapshot_data_->size();
+    if (offset < c.total_bytes) c.bytes = snapshot_data_->substr(offset, max_bytes);
+  }
+  return c;
+}
+
 Result<std::vector<Entry>> RocksStore::entries(Index lo, Index hi, uint64_t max_bytes) const {
   const rocksdb::Snapshot* snap = nullptr;
   std::shared_lock<std::shared_mutex> db_lock;  // taken under mu_, held while reading

@@ -141,6 +141,8 @@ class RocksStore final : public raft::Storage {
   /// (the server records a snapshot of its state machine at start-up when a
   /// follower may need one).
   raft::Snapshot snapshot() const override;
+  raft::SnapshotMeta snapshot_meta() const override;
+  raft::SnapshotChunk snapshot_chunk(uint64_t offset, uint64_t max_bytes) const override;
 
   // ---- Log writes ----
   /// Persists `entries` (appended, truncating any existing suffix from
