@@ -3,6 +3,9 @@
 // from a snapshot the loop publishes.
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "raft/codec.h"
 #include "resp/writer.h"
@@ -73,6 +76,27 @@ std::string Server::Impl::raft_section() {
   return s;
 }
 
+// INFO's "# Memory": the process's RSS and what RocksDB holds by design
+// (bounded by its write buffers and --block-cache-mb), so growth beyond those
+// bounds can be told from a leak.
+std::string Server::Impl::memory_section() {
+  uint64_t rss_bytes = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    unsigned long long pages_total = 0, pages_resident = 0;
+    if (std::fscanf(f, "%llu %llu", &pages_total, &pages_resident) == 2) {
+      rss_bytes = pages_resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    }
+    std::fclose(f);
+  }
+  storage::RocksStore::MemoryUsage m = store_->memory_usage();
+  std::string out;
+  out += "used_memory_rss:" + std::to_string(rss_bytes) + "\r\n";
+  out += "rocksdb_memtable_bytes:" + std::to_string(m.memtable_bytes) + "\r\n";
+  out += "rocksdb_block_cache_bytes:" + std::to_string(m.block_cache_bytes) + "\r\n";
+  out += "rocksdb_table_readers_bytes:" + std::to_string(m.table_readers_bytes) + "\r\n";
+  return out;
+}
+
 std::string Server::Impl::info_text(const std::vector<std::string>& sections, size_t clients) {
   auto want = [&](const std::string& name) {
     if (sections.empty()) return true;
@@ -86,7 +110,7 @@ std::string Server::Impl::info_text(const std::vector<std::string>& sections, si
     auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
                                                                started_)
                   .count();
-    out += "# Server\r\nredis_version:7.0.0\r\ncset_version:0.1.0\r\nredis_mode:cluster\r\n";
+    out += "# Server\r\nredis_version:7.0.0\r\ncset_version:0.1.0\r\nredis_mode:standalone\r\n";
     out += "process_id:" + std::to_string(::getpid()) + "\r\n";
     out += "tcp_port:" + opt_.client_listen.substr(opt_.client_listen.rfind(':') + 1) + "\r\n";
     out += "uptime_in_seconds:" + std::to_string(up) + "\r\n\r\n";
@@ -99,6 +123,7 @@ std::string Server::Impl::info_text(const std::vector<std::string>& sections, si
            "\r\ntotal_writes:" + std::to_string(metrics_.writes) +
            "\r\ntotal_reads:" + std::to_string(metrics_.reads) + "\r\n\r\n";
   }
+  if (want("memory")) out += "# Memory\r\n" + memory_section() + "\r\n";
   if (want("raft")) out += "# Raft\r\n" + raft_section() + "\r\n";
   return out;
 }

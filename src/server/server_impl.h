@@ -110,6 +110,7 @@ class Server::Impl {
   const ServerOptions& options() const { return opt_; }
   const resp::Limits& limits() const { return limits_; }
   std::string info_text(const std::vector<std::string>& sections, size_t clients);
+  std::string memory_section();
   void cset_nodes(std::string* out, int protocol);
   void cset_status(std::string* out, int protocol);
   /// A membership command (SPEC.md: CSET.NODE ADD/PROMOTE/REMOVE, CSET.LEADER

@@ -402,6 +402,7 @@ Status RocksStore::check_wal_files() {
 Status RocksStore::open_db(bool creating, bool verify_checksums) {
   const std::string& dir = options_.dir;
   auto cache = rocksdb::NewLRUCache(static_cast<size_t>(options_.block_cache_mb) << 20);
+  block_cache_ = cache;
 
   rocksdb::DBOptions db;
   db.env = env_.get();
@@ -769,6 +770,22 @@ raft::Snapshot RocksStore::snapshot() const {
   s.meta = snapshot_meta_;
   if (snapshot_data_) s.data = *snapshot_data_;
   return s;
+}
+
+RocksStore::MemoryUsage RocksStore::memory_usage() const {
+  MemoryUsage m;
+  std::shared_lock lock(db_mu_);
+  if (db_ == nullptr) return m;
+  if (!db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kSizeAllMemTables,
+                                     &m.memtable_bytes)) {
+    m.memtable_bytes = 0;
+  }
+  if (!db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kEstimateTableReadersMem,
+                                     &m.table_readers_bytes)) {
+    m.table_readers_bytes = 0;
+  }
+  if (block_cache_) m.block_cache_bytes = block_cache_->GetUsage();
+  return m;
 }
 
 raft::SnapshotMeta RocksStore::snapshot_meta() const {

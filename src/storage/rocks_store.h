@@ -57,6 +57,7 @@
 
 namespace rocksdb {
 class ColumnFamilyHandle;
+class Cache;
 class DB;
 class Env;
 class FileSystem;
@@ -197,6 +198,18 @@ class RocksStore final : public raft::Storage {
   /// Whether the last write failed (disk full or I/O error) and the store has
   /// not recovered since.
   bool write_failed() const;
+
+  /// Memory RocksDB holds by design, bytes: it grows up to its configured
+  /// bounds (memtables: write buffers; the block cache: --block-cache-mb) and
+  /// is not a leak. INFO's "# Memory" section shows it, and the chaos
+  /// harness subtracts it from RSS to judge growth. Zeros while the DB is
+  /// closed. Thread-safe.
+  struct MemoryUsage {
+    uint64_t memtable_bytes = 0;       // rocksdb.size-all-mem-tables, all families
+    uint64_t block_cache_bytes = 0;    // the block cache's usage
+    uint64_t table_readers_bytes = 0;  // rocksdb.estimate-table-readers-mem
+  };
+  MemoryUsage memory_usage() const;
   /// Tries to leave the failed state after a full disk: when the file system
   /// has room for the recovery (the memtables' size plus 1 MiB), closes the
   /// RocksDB instance and reopens it in place (WAL replay, memtables flushed
@@ -280,8 +293,9 @@ class RocksStore final : public raft::Storage {
   // holds mu_, so holding mu_ keeps them stable too). Lock order: mu_ before
   // db_mu_; a thread holding db_mu_ never takes mu_.
   mutable std::shared_mutex db_mu_;
-  rocksdb::DB* db_ = nullptr;               // null only after a failed reopen
-  mutable std::atomic<int> open_views_{0};  // kv().view()s alive (they pin db_)
+  std::shared_ptr<rocksdb::Cache> block_cache_;  // set by open_db()
+  rocksdb::DB* db_ = nullptr;                    // null only after a failed reopen
+  mutable std::atomic<int> open_views_{0};       // kv().view()s alive (they pin db_)
 
   // Serializes log writes and recovery; guards everything below. Reads take
   // it briefly.

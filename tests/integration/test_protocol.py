@@ -249,6 +249,14 @@ class ProtocolTest(ClusterTestCase):
             self.assertIn("# Raft", everything)
             self.assertIn("redis_version:", everything)
             self.assertIn("redis_version:", server)
+            self.assertIn("redis_mode:standalone", server)
+            memory = node.info("memory")
+            self.assertGreater(int(memory["used_memory_rss"]), 1 << 20, memory)
+            for field in ("rocksdb_memtable_bytes", "rocksdb_block_cache_bytes",
+                          "rocksdb_table_readers_bytes"):
+                self.assertGreaterEqual(int(memory[field]), 0, memory)
+            # The memtables hold at least this node's applied writes' log entries.
+            self.assertGreater(int(memory["rocksdb_memtable_bytes"]), 0, memory)
             raft = node.info("raft")
             for field in ("node_id", "role", "term", "leader_id", "commit_index", "applied_index",
                           "last_log_index", "voters", "learners", "quorum", "tiebreaker_id"):
