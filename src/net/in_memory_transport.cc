@@ -121,9 +121,10 @@ bool InMemoryHub::handshake(InMemoryTransport* from, InMemoryTransport* to, cons
   const Handshake to_hs = make_handshake(to->identity_);
   const uint64_t generation = links_[link].generation;
   lock->unlock();
-  std::optional<std::string> reason = check_peer_handshake(from_hs, to->id_, 0, to->callbacks_);
+  std::optional<std::string> reason =
+      check_peer_handshake(from_hs, to->identity_, 0, to->callbacks_);
   const bool by_to = reason.has_value();
-  if (!reason) reason = check_peer_handshake(to_hs, from->id_, to->id_, from->callbacks_);
+  if (!reason) reason = check_peer_handshake(to_hs, from->identity_, to->id_, from->callbacks_);
   if (reason) {
     const Refusal at_from{to->id_, to_hs.peer_address(), *reason, !by_to};
     const Refusal at_to{from->id_, from_hs.peer_address(), *reason, by_to};

@@ -174,6 +174,10 @@ class TcpTransport::Impl {
   void log(LogLevel level, const std::string& line) const {
     if (callbacks_.log) callbacks_.log(level, line);
   }
+  LocalIdentity current_identity() const {
+    std::lock_guard lock(mu_);
+    return identity_;
+  }
   std::string self_name() const { return "node " + std::to_string(options_.identity.node_id); }
 
   // Any thread.
@@ -450,7 +454,7 @@ void TcpTransport::Impl::on_inbound_handshake(const ConnPtr& conn, const Handsha
   conn->peer_id = hs.node_id();
   if (!hs.peer_address().empty()) conn->peer_address = hs.peer_address();
   if (std::optional<std::string> reason =
-          check_peer_handshake(hs, options_.identity.node_id, raft::kNoNode, callbacks_)) {
+          check_peer_handshake(hs, current_identity(), raft::kNoNode, callbacks_)) {
     refuse(conn, Refusal{hs.node_id(), conn->peer_address, *reason, true}, true);
     return;
   }
@@ -481,8 +485,8 @@ void TcpTransport::Impl::on_handshake_reply(const ConnPtr& conn, const Handshake
     refuse(conn, Refusal{conn->peer_id, conn->peer_address, reply.reason(), false}, false);
     return;
   }
-  if (std::optional<std::string> reason = check_peer_handshake(
-          reply.responder(), options_.identity.node_id, conn->peer_id, callbacks_)) {
+  if (std::optional<std::string> reason =
+          check_peer_handshake(reply.responder(), current_identity(), conn->peer_id, callbacks_)) {
     refuse(conn, Refusal{conn->peer_id, conn->peer_address, *reason, true}, true);
     return;
   }

@@ -68,15 +68,27 @@ void Transport::send_raft(const raft::Message& message) {
 
 namespace cset::net {
 
-std::optional<std::string> check_peer_handshake(const Handshake& peer, NodeId self, NodeId expected,
+std::optional<std::string> check_peer_handshake(const Handshake& peer, const LocalIdentity& self,
+                                                NodeId expected,
                                                 const TransportCallbacks& callbacks) {
   if (peer.protocol_version() != kProtocolVersion) {
     return "peer protocol version " + std::to_string(peer.protocol_version()) +
            " is not supported (this node speaks " + std::to_string(kProtocolVersion) + ")";
   }
   if (peer.node_id() == raft::kNoNode) return std::string("peer sent node id 0");
-  if (peer.node_id() == self) {
-    return "node " + std::to_string(self) + " connected to itself (check the peer addresses)";
+  if (peer.node_id() == self.node_id) {
+    const std::string id = std::to_string(self.node_id);
+    if (!peer.cluster_id().empty() && !self.cluster_id.empty() &&
+        peer.cluster_id() != self.cluster_id) {
+      return "the node at " + peer.peer_address() + " is node " + id +
+             " of another cluster (cluster id " + peer.cluster_id() + ", this one is " +
+             self.cluster_id + ")";
+    }
+    if (peer.incarnation() != self.incarnation) {
+      return "the node at " + peer.peer_address() + " also claims id " + id +
+             " with another data directory (two nodes started with the same --id?)";
+    }
+    return "node " + id + " connected to itself (check the peer addresses)";
   }
   if (expected != raft::kNoNode && peer.node_id() != expected) {
     return "the node at " + peer.peer_address() + " is node " + std::to_string(peer.node_id()) +

@@ -188,10 +188,12 @@ class Transport {
 namespace cset::net {
 
 /// For Transport implementations: the whole handshake check, transport rules
-/// first (protocol version, node id 0, `self`, and when `expected` is not
-/// kNoNode the id expected at the dialed address), then
+/// first (protocol version, node id 0, this node's own id — told apart as
+/// itself, another cluster's node, or a second node given the same id — and
+/// when `expected` is not kNoNode the id expected at the dialed address), then
 /// `callbacks.validate_handshake`. nullopt = accept, else the reason.
-std::optional<std::string> check_peer_handshake(const Handshake& peer, NodeId self, NodeId expected,
+std::optional<std::string> check_peer_handshake(const Handshake& peer, const LocalIdentity& self,
+                                                NodeId expected,
                                                 const TransportCallbacks& callbacks);
 
 }  // namespace cset::net

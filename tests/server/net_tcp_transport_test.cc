@@ -258,6 +258,26 @@ TEST(NetTcpTransport, SelfConnectionIsRefused) {
             std::string::npos);
 }
 
+// A node with our own id is not always ourselves: another cluster's node 1, or
+// a second node started with the same --id, is named as such.
+TEST(NetTcpTransport, SameIdElsewhereIsNotCalledItself) {
+  for (bool other_cluster : {true, false}) {
+    Recorder ra, rb;
+    Node a(1, ra.callbacks());
+    LocalIdentity twin = identity(1, "secret", other_cluster ? "c2" : "c1");
+    twin.incarnation = "inc-of-another-data-directory";
+    TcpTransport b(options(twin, 0), rb.callbacks());
+    ASSERT_TRUE(b.start().is_ok());
+    a.transport->set_peers({{2, local(b.listen_port())}});
+    ASSERT_TRUE(wait_until([&] { return state_of(*a.transport, 2) == ConnectionState::kRefused; }));
+    const std::string reason = a.transport->peer_status()[2].refused_reason;
+    EXPECT_EQ(reason.find("connected to itself"), std::string::npos) << reason;
+    EXPECT_NE(reason.find(other_cluster ? "of another cluster" : "with the same --id"),
+              std::string::npos)
+        << reason;
+  }
+}
+
 TEST(NetTcpTransport, ReconnectsAfterTheListenerRestarts) {
   Recorder ra, rb1, rb2;
   Node a(1, ra.callbacks());
