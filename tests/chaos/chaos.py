@@ -5,8 +5,11 @@ A run starts a cluster of 3 or 5 csetd nodes, each in its own network
 namespace (tests/integration/netns.py, so partitions are real packet drops),
 runs N client threads issuing SADD, SREM, SISMEMBER, SMEMBERS, SCARD and
 CSET.ADD through every node, and a nemesis that injects faults on a schedule
-drawn from the seed: SIGKILL + restart, SIGSTOP/SIGCONT, partitions,
-leadership transfers and membership changes. Every fault heals before the
+drawn from the seed: SIGKILL + restart, SIGSTOP/SIGCONT, partitions
+(majority/minority, isolated leader, leader in the minority, bridge, 2/2
+with the tie-breaker), leadership transfers, membership changes, a full
+disk (every data directory is its own small tmpfs, disks.py) and a wiped
+data directory replaced through membership. Every fault heals before the
 end; the cluster settles; every key is read through every node; then:
 
   - the history (docs/history-format.md) is linearizable: the simulator's
@@ -52,16 +55,21 @@ import time
 import redis
 from redis.connection import Connection
 
+import disks
 import harness
 import netns
 from harness import E, Node, RespError, free_ports, until
 
 RSS_LIMIT_KB = 512 * 1024
-# RSS growth: a process' largest RSS after its first RSS_BASELINE_S seconds must
-# stay within RSS_GROWTH_LIMIT of its largest before, checked for processes that
-# lived at least RSS_GROWTH_MIN_AGE_S. The baseline spans two minutes, not one:
-# the block cache, memtables, the Raft log up to a snapshot, ASan's quarantine and
-# a follower becoming leader (its replication buffers) all fill up in that time.
+# Memory growth: a process' largest "own" memory after its first RSS_BASELINE_S
+# seconds must stay within RSS_GROWTH_LIMIT of its largest before, checked for
+# processes that lived at least RSS_GROWTH_MIN_AGE_S. Own memory = RSS minus the
+# largest memory RocksDB has held by design so far (memtables, block cache,
+# table readers: INFO memory), sampled every 5 s: those fill towards their
+# configured bounds for minutes (16 MiB write buffers, a 64 MiB cache) and are
+# not leaks, while a leak grows beyond them. The baseline spans two minutes,
+# not one: the Raft log up to a snapshot, ASan's quarantine and a follower
+# becoming leader (its replication buffers) fill up in that time.
 RSS_BASELINE_S = 120.0
 RSS_GROWTH_LIMIT = 0.05
 RSS_GROWTH_MIN_AGE_S = 240.0
@@ -73,7 +81,10 @@ MEMBERS = ["a", "b", "c", "d", "e"]
 MAX_OPS_PER_CLIENT = 200_000
 ADMIN_TIMEOUT = harness.WRITE_TIMEOUT_MS / 1000.0 + 5.0
 FAIL_WORDS = ("NOQUORUM", "NOSPACE", "TOOBIG", "BUSY", "REMOVED")
-ALL_NEMESES = ("kill", "pause", "partition", "transfer", "membership")
+# A write refused or unanswered by a node without a quorum: its error word, or
+# the client's own timeout (socket.timeout is TimeoutError since Python 3.10).
+REFUSED_WORDS = ("NOQUORUM", "TIMEOUT", "TimeoutError", "timeout")
+ALL_NEMESES = ("kill", "pause", "partition", "transfer", "membership", "disk", "wipe")
 
 
 def now_us():
@@ -84,7 +95,9 @@ def now_us():
 
 class ChaosNode(Node):
     """A harness Node whose --initial-cluster is fixed at creation (nodes added
-    later do not change it), or that starts with --join (a replacement)."""
+    later do not change it), or that starts with --join (a replacement). Its
+    data directory is its own small tmpfs (disks.py), mounted at its first
+    start."""
 
     def __init__(self, *args, initial=None, join=False, slot=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -103,6 +116,10 @@ class ChaosNode(Node):
             a[i + 1] = self.initial
         return a
 
+    def start(self):
+        self.cluster.disks.mount(self.data_dir)
+        super().start()
+
 
 class ChaosCluster(harness.Cluster):
     """Nodes in slots 1..size; slot s is network namespace s (address 10.A.B.s).
@@ -118,6 +135,9 @@ class ChaosCluster(harness.Cluster):
                                 host=n.host, wrapper=n.wrapper, initial=initial, slot=n.id)
                       for n in self.nodes]
         self.slots = {n.id: n for n in self.nodes}  # slot -> current node
+        # Each node's data directory on its own small file system; mounted at
+        # a node's first start, unmounted when it is retired or the run ends.
+        self.disks = disks.Disks(self.root)
 
     def current(self):
         return [self.slots[s] for s in sorted(self.slots)]
@@ -364,35 +384,66 @@ class Client(threading.Thread):
 
 # ---- the nemesis -----------------------------------------------------------------
 
+def partition_modes(size):
+    """The partition shapes a run of `size` nodes draws from, and the ones it
+    cannot run (shape -> why), recorded in schedule.json."""
+    modes = ["majority-minority", "isolated-leader", "bridge"]
+    not_applicable = {}
+    if size >= 5:
+        modes += ["leader-in-minority", "tiebreak-2-2"]
+    else:
+        not_applicable["tiebreak-2-2"] = (
+            "a 2/2 split needs 4 voters (the tie-breaker weighs only when the number of voters "
+            "is even and at least 4); a 3-node run has 3, and removing one leaves 2, which "
+            "halts on both sides of any split")
+    return modes, not_applicable
+
+
 def draw_schedule(rng, kinds, seconds, size):
     """The faults, in order: each a dict with kind, its parameters (targets as
     "leader" or a random fraction resolved at run time), duration and the gap
-    after it. More than fills `seconds`; the run skips what no longer fits."""
+    after it. More than fills `seconds`; the run skips what no longer fits.
+    The first len(kinds) faults are every kind once (in a drawn order), and
+    the partitions go through every shape once before repeating one, so
+    that a short run covers what it was asked for."""
     schedule = []
     t = 0.0
+    modes, _ = partition_modes(size)
+    mode_cycle = []
+    first_round = rng.sample(list(kinds), len(kinds))
     while t < 2 * seconds and len(schedule) < 1000:  # more than fits: the rest is not run
-        kind = rng.choice(kinds)
+        kind = first_round.pop(0) if first_round else rng.choice(kinds)
         f = {"kind": kind, "gap": round(rng.uniform(1.0, 2.5), 2)}
         if kind in ("kill", "pause"):
             f["target"] = "leader" if rng.random() < 0.4 else round(rng.random(), 4)
             f["duration"] = round(rng.uniform(1.5, 4.0) if kind == "kill"
                                   else rng.uniform(2.5, 4.5), 2)  # pause > E = 2 s
         elif kind == "partition":
-            modes = ["majority-minority", "isolated-leader"]
-            if size >= 5:
-                modes.append("leader-in-minority")
-            f["mode"] = rng.choice(modes)
+            if not mode_cycle:
+                mode_cycle = rng.sample(modes, len(modes))
+            f["mode"] = mode_cycle.pop(0)
             f["pick"] = round(rng.random(), 4)
             f["duration"] = round(rng.uniform(3.0, 6.0), 2)
         elif kind == "transfer":
             f["pick"] = round(rng.random(), 4)
             f["duration"] = 0.0
-        elif kind == "membership":
+        elif kind in ("membership", "wipe"):
             f["target"] = "leader" if rng.random() < 0.3 else round(rng.random(), 4)
             f["duration"] = 0.0
+        elif kind == "disk":
+            f["target"] = "leader" if rng.random() < 0.4 else round(rng.random(), 4)
+            f["duration"] = round(rng.uniform(2.0, 4.0), 2)  # held once observed
         schedule.append(f)
-        t += f["duration"] + f["gap"] + (3.0 if kind in ("transfer", "membership") else 0.5)
+        t += f["duration"] + f["gap"] + expected_extra(f)
     return schedule
+
+
+def expected_extra(f):
+    """Seconds a fault takes beyond its duration (observation, restarts,
+    membership changes): a fault starts only if this much time is left."""
+    if f["kind"] == "partition" and f.get("mode") == "tiebreak-2-2":
+        return 14.0  # remove a voter, observe both halves, add a replacement
+    return {"membership": 5.0, "wipe": 9.0, "transfer": 2.0, "disk": 4.0}.get(f["kind"], 1.0)
 
 
 class Nemesis:
@@ -407,6 +458,9 @@ class Nemesis:
         self.events = []  # every step, with time (s since start) and details
         self.faults = []  # per injected fault: kind, observed, evidence
         self.down = set()  # node ids down or stopped on purpose right now (or retired)
+        self.ballasts = {}  # node id -> ballast file filling its disk right now
+        self.probe_key = f"probe{run.args.seed}"  # the nemesis' own writes; not in the history
+        self.probes = 0
 
     def log(self, **event):
         event["t"] = round(time.monotonic() - self.run.t0, 3)
@@ -425,8 +479,7 @@ class Nemesis:
 
     def execute(self, deadline):
         for i, fault in enumerate(self.schedule):
-            expected = fault["duration"] + {"membership": 5.0, "transfer": 2.0}.get(
-                fault["kind"], 1.0)
+            expected = fault["duration"] + expected_extra(fault)
             if time.monotonic() + expected > deadline:
                 self.log(step=i, kind=fault["kind"], action="not run (time is up)")
                 continue
@@ -484,14 +537,57 @@ class Nemesis:
         self.down.discard(node.id)
         self.log(step=i, kind="resume", action="SIGCONT", node=node.id)
 
+    # -- probes: writes outside the history --
+
+    def probe(self, node, timeout=OP_TIMEOUT):
+        """SADD of a fresh member to the probe key (never in the history, so
+        it cannot disturb the checker: keys are independent objects) through
+        node. Returns the reply, or the exception."""
+        self.probes += 1
+        try:
+            return command(node, "SADD", self.probe_key, f"p{self.probes}", timeout=timeout)
+        except OSError as e:
+            return e
+
+    @staticmethod
+    def word(reply):
+        """The outcome word of a probe's reply: OK, an error word, or the
+        exception's class name."""
+        if isinstance(reply, int) and not isinstance(reply, bool):
+            return "OK"
+        if isinstance(reply, RespError):
+            return reply.word
+        return type(reply).__name__
+
+    def history_since(self, t_us, nodes, kinds=("add", "rem", "add_strict")):
+        """Workload operations of `kinds` through `nodes` (ids) invoked at or
+        after t_us, completed so far."""
+        with self.run.history.lock:
+            ops = list(self.run.history.ops)
+        return [op for op in ops if op["node"] in nodes and op["invoke"] >= t_us
+                and op["op"] in kinds and not op.get("final")]
+
     # -- partition --
 
     def do_partition(self, i, f):
+        if f["mode"] == "tiebreak-2-2":
+            return self.do_tiebreak(i, f)
         slots = sorted(self.cluster.slots)
         n = len(slots)
-        leader = find_leader(self.cluster, 3.0) if f["mode"] != "majority-minority" else None
+        leader = find_leader(self.cluster, 3.0) \
+            if f["mode"] in ("isolated-leader", "leader-in-minority") else None
         rng = random.Random(int(f["pick"] * 1e6))
-        if leader is None:
+        pairs = None
+        if f["mode"] == "bridge":
+            # Two halves that cannot see each other and one node (the bridge)
+            # that sees both: a cut that is not transitive.
+            order = rng.sample(slots, n)
+            bridge, rest = order[0], order[1:]
+            a, b = sorted(rest[:len(rest) // 2]), sorted(rest[len(rest) // 2:])
+            pairs = [(x, y) for x in a for y in b]
+            groups = [a, [bridge], b]
+            mode = "bridge"
+        elif leader is None:
             minority = rng.sample(slots, (n - 1) // 2)
             mode = "majority-minority"
         elif f["mode"] == "isolated-leader":
@@ -501,19 +597,190 @@ class Nemesis:
             minority = [leader.slot] + rng.sample([s for s in slots if s != leader.slot],
                                                   (n - 1) // 2 - 1)
             mode = f["mode"]
-        majority = [s for s in slots if s not in minority]
-        groups = [sorted(minority), sorted(majority)]
         before = {s: self.drops(s) for s in slots}
-        self.net.partition(groups)
+        if pairs is None:
+            majority = [s for s in slots if s not in minority]
+            groups = [sorted(minority), sorted(majority)]
+            self.net.partition(groups)
+            cut_slots = slots
+        else:
+            self.net.cut_links(pairs)
+            cut_slots = sorted(set(x for p in pairs for x in p))
         self.log(step=i, kind="partition", mode=mode, groups=groups,
                  nodes=[[self.cluster.slots[s].id for s in g] for g in groups],
-                 leader=leader.id if leader else None)
+                 cut_links=pairs, leader=leader.id if leader else None)
+        bridge_links, bridge_open = "", {}
+        if mode == "bridge":
+            # The bridge sees both halves: a TCP connection from each node to
+            # the bridge's peer port opens.
+            bridge_open = self.knock([(x, groups[1][0]) for x in a + b])
+            bridge_links = (f"; connections to the bridge (slot {groups[1][0]}) opened: "
+                            f"{bridge_open}")
         self.run.sleep_until(time.monotonic() + f["duration"])
         dropped = {s: self.drops(s) - before[s] for s in slots}
+        knocked = ""
+        if any(dropped[s] == 0 for s in cut_slots):
+            # No Raft traffic crossed some cut link (e.g. two followers of a
+            # leader that is the bridge never talk): knock across every cut
+            # link, so its rules are seen to drop.
+            cross = pairs or [(x, y) for x in groups[0] for y in groups[1]]
+            opened = self.knock(cross + [(y, x) for x, y in cross])
+            dropped = {s: self.drops(s) - before[s] for s in slots}
+            knocked = f"; knocked across the cut links: opened {opened}"
         self.net.heal()
         self.log(step=i, kind="heal", dropped_packets=dropped)
-        observed = all(d > 0 for d in dropped.values())
-        self.record(i, "partition", observed, f"packets dropped per slot {dropped}")
+        # Every node with a cut link dropped packets (a bridge node has none).
+        observed = all(dropped[s] > 0 for s in cut_slots)
+        observed = observed and all(bridge_open.values())
+        self.record(i, "partition", observed,
+                    f"{mode}: packets dropped per slot {dropped}"
+                    + (f" (slot {groups[1][0]} is the bridge, it has no rules)"
+                       if mode == "bridge" else "") + bridge_links + knocked)
+
+    def knock(self, links, timeout=1.0):
+        """For each (from slot, to slot): whether a TCP connection from the
+        first's namespace to the second's node's peer port opened within
+        `timeout`, all links at once. Across a cut link the SYN is dropped
+        (and counted by the target's rules)."""
+        procs = []
+        for x, y in links:
+            target = self.cluster.slots[y]
+            cmd = self.net.wrapper(x) + [
+                "timeout", str(timeout), "bash", "-c",
+                f"exec 3<>/dev/tcp/{target.host}/{target.peer_port}"]
+            procs.append(((x, y), subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                                   stderr=subprocess.DEVNULL)))
+        result = {}
+        for link, proc in procs:
+            try:
+                result[f"{link[0]}->{link[1]}"] = proc.wait(timeout=timeout + 10) == 0
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                result[f"{link[0]}->{link[1]}"] = False
+        return result
+
+    def do_tiebreak(self, i, f):
+        """2/2 split of 4 voters: exactly the half holding the tie-breaker
+        (INFO tiebreaker_id, weight 2 of 5) keeps accepting writes. A 5-voter
+        cluster first loses one voter (CSET.NODE REMOVE), and gets a
+        replacement (new id, --join, ADD, PROMOTE) after the heal."""
+        rng = random.Random(int(f["pick"] * 1e6))
+        leader = find_leader(self.cluster, 5.0)
+        info = info_or_none(leader, 1.0) if leader else None
+        if info is None:
+            self.record(i, "partition", False, "tiebreak-2-2: no leader within 5 s")
+            return
+        voters = int(info.get("voters", 0))
+        removed = None
+        if voters == 5:
+            candidates = [n for n in self.cluster.current() if n is not leader and n.alive()]
+            victim = candidates[rng.randrange(len(candidates))]
+            reply = self.admin(("CSET.NODE", "REMOVE", str(victim.id)), avoid=victim)
+            self.log(step=i, kind="partition", mode="tiebreak-2-2", action="remove",
+                     node=victim.id, reply=repr(reply))
+            if reply != "OK":
+                self.record(i, "partition", False,
+                            f"tiebreak-2-2: CSET.NODE REMOVE {victim.id}: {reply!r}")
+                return
+            self.retire(i, "partition", victim)
+            removed = victim
+        elif voters != 4:
+            self.record(i, "partition", False,
+                        f"tiebreak-2-2 needs 4 or 5 voters; the leader reports {voters}")
+            return
+
+        def four_voters():
+            lead = find_leader(self.cluster, 1.0)
+            inf = info_or_none(lead, 1.0) if lead else None
+            if inf and inf.get("voters") == "4" and inf.get("joint") == "0":
+                return inf
+            return None
+        try:
+            info = until(four_voters, 10.0, what="a leader reporting 4 voters")
+        except AssertionError as e:
+            self.record(i, "partition", False, f"tiebreak-2-2: {e}")
+            return
+        tb_id = int(info["tiebreaker_id"])
+        live = [n for n in self.cluster.current() if n.alive() and not n.retired]
+        tb = next((n for n in live if n.id == tb_id), None)
+        if tb is None or len(live) != 4:
+            self.record(i, "partition", False,
+                        f"tiebreak-2-2: tiebreaker_id {tb_id} is not one of the 4 live "
+                        f"voters {[n.id for n in live]}")
+            return
+        others = [n for n in live if n is not tb]
+        partner = others[rng.randrange(len(others))]
+        with_tb = [tb, partner]
+        without = [n for n in others if n is not partner]
+        spare = [s for s in self.cluster.slots if s not in {n.slot for n in live}]
+        groups = [sorted([n.slot for n in with_tb] + spare), sorted(n.slot for n in without)]
+        slots = sorted(self.cluster.slots)
+        before = {s: self.drops(s) for s in slots}
+        self.net.partition(groups)
+        # Operations invoked from now on cannot cross the cut (the rules go in
+        # one namespace after another; before the last, some links still work).
+        t_cut = now_us()
+        t0 = time.monotonic()
+        self.log(step=i, kind="partition", mode="tiebreak-2-2", groups=groups,
+                 with_tiebreaker=[n.id for n in with_tb], without=[n.id for n in without],
+                 tiebreaker_id=tb_id, leader=leader.id)
+        # The half without the tie-breaker (weight 2 of 5) must refuse every
+        # write: NOQUORUM, or TIMEOUT at the write deadline. One acknowledged
+        # there would be a split brain.
+        refused = {}
+        for n in without:
+            reply = self.probe(n)
+            refused[n.id] = self.word(reply)
+        # The half with the tie-breaker (weight 3 of 5) accepts writes, after
+        # an election if the leader was on the other side.
+        accepted = None
+        tries = []
+        deadline = time.monotonic() + 6 * E
+        k = 0
+        while accepted is None and time.monotonic() < deadline:
+            n = with_tb[k % 2]
+            k += 1
+            w = self.word(self.probe(n))
+            tries.append(f"{n.id}:{w}")
+            if w == "OK":
+                accepted = n.id
+            else:
+                time.sleep(0.2)
+        # And once more through the other half, now that the tie-breaker's
+        # half has a leader of its own.
+        for n in without:
+            refused[n.id] = refused[n.id] + "," + self.word(self.probe(n))
+        self.run.sleep_until(t0 + f["duration"])
+        without_ids = {n.id for n in without}
+        acked_without = [op for op in self.history_since(t_cut, without_ids)
+                         if op["outcome"] == "ok"]
+        acked_with = [op for op in self.history_since(t_cut, {n.id for n in with_tb})
+                      if op["outcome"] == "ok"]
+        dropped = {s: self.drops(s) - before[s] for s in slots}
+        self.net.heal()
+        self.log(step=i, kind="heal", dropped_packets=dropped,
+                 probes_with_tiebreaker=tries, probes_without=refused,
+                 workload_writes_ok_with=len(acked_with),
+                 workload_writes_ok_without=len(acked_without))
+        bad = [f"{nid}:{w}" for nid, w in refused.items()
+               if any(x not in REFUSED_WORDS for x in w.split(","))]
+        if acked_without or any("OK" in w.split(",") for w in refused.values()):
+            self.run.problems.append(
+                f"tiebreak-2-2 (step {i}): the half without the tie-breaker "
+                f"{sorted(without_ids)} acknowledged writes while cut off: probes {refused}, "
+                f"workload {[(op['op'], op['key'], op['invoke']) for op in acked_without][:5]}")
+        observed = (accepted is not None and not bad and not acked_without
+                    and all(dropped[n.slot] > 0 for n in live))
+        evidence = (f"tiebreaker {tb_id}; with it {[n.id for n in with_tb]} accepted a write "
+                    f"through {accepted} (probes {tries}, workload writes ok {len(acked_with)}); "
+                    f"without it {sorted(without_ids)} answered {refused} (workload writes ok "
+                    f"{len(acked_without)}); dropped {dropped}")
+        if removed is not None:
+            ok, how = self.replace(i, "partition", removed.slot)
+            evidence += f"; back to 5 voters: {how}"
+            observed = observed and ok
+        self.record(i, "partition", observed, evidence)
 
     def drops(self, slot):
         """Packets dropped so far by the partition chain of slot's namespace."""
@@ -565,7 +832,8 @@ class Nemesis:
         k = 0
         while time.monotonic() < deadline:
             leader = find_leader(self.cluster, 2.0)
-            others = [n for n in self.cluster.current() if n is not avoid and n.alive()]
+            others = [n for n in self.cluster.current()
+                      if n is not avoid and n.alive() and not n.retired]
             via = leader if leader is not None else others[k % len(others)]
             k += 1
             try:
@@ -577,38 +845,40 @@ class Nemesis:
             time.sleep(0.5)
         return reply
 
-    def do_membership(self, i, f):
-        old, how = self.pick_node(f["target"])
-        slot = old.slot
-        reply = self.admin(("CSET.NODE", "REMOVE", str(old.id)), avoid=old)
-        self.log(step=i, kind="membership", action="remove", node=old.id, chosen=how,
-                 reply=repr(reply))
-        if reply != "OK":
-            self.record(i, "membership", False, f"CSET.NODE REMOVE {old.id}: {reply!r}")
-            return
+    def retire(self, i, kind, old):
+        """Stops a node that is out of the cluster (SIGTERM, exit 0 expected)
+        and unmounts its disk; it stays in its slot until a replacement
+        takes the slot."""
         self.down.add(old.id)
         old.retired = True
-        code = old.terminate()
-        self.log(step=i, kind="membership", action="stopped the removed node", node=old.id,
-                 exit=code)
-        if code != 0:
-            self.run.problems.append(f"removed node {old.id} exited with {code} after SIGTERM")
+        if old.alive():
+            code = old.terminate()
+            self.log(step=i, kind=kind, action="stopped the removed node", node=old.id,
+                     exit=code)
+            if code != 0:
+                self.run.problems.append(f"removed node {old.id} exited with {code} after "
+                                         f"SIGTERM")
+        self.cluster.disks.unmount(old.data_dir)
+
+    def replace(self, i, kind, slot):
+        """A new node (new id, empty, --join) in slot: CSET.NODE ADD (learner),
+        catch up, CSET.NODE PROMOTE. Returns (ok, evidence): ok when
+        CSET.NODES lists it as a voter and the slot's old node no more."""
+        old = self.cluster.slots[slot]
         new = self.cluster.add_replacement(slot)
         try:
             new.start()
             self.cluster.wait_for_started([new], timeout=30.0)
         except Exception as e:  # noqa: BLE001
-            self.record(i, "membership", False, f"replacement node {new.id} did not start: {e}")
-            return
+            return False, f"replacement node {new.id} did not start: {e}"
         self.cluster.slots[slot] = new
         steps = [("CSET.NODE", "ADD", str(new.id), f"{new.host}:{new.peer_port}"),
                  ("CSET.NODE", "PROMOTE", str(new.id))]
         for step in steps:
             reply = self.admin(step, avoid=new)
-            self.log(step=i, kind="membership", action=" ".join(step), reply=repr(reply))
+            self.log(step=i, kind=kind, action=" ".join(step), reply=repr(reply))
             if reply != "OK":
-                self.record(i, "membership", False, f"{' '.join(step)}: {reply!r}")
-                return
+                return False, f"{' '.join(step)}: {reply!r}"
             if step[1] == "ADD":
                 # Let the learner catch up before promoting it.
                 leader = find_leader(self.cluster, 5.0)
@@ -617,7 +887,7 @@ class Nemesis:
                     until(lambda: int((info_or_none(new) or {}).get("applied_index", -1))
                           >= target, 15.0, what=f"node {new.id} to catch up")
                 except AssertionError as e:
-                    self.log(step=i, kind="membership", action="catch-up", error=str(e))
+                    self.log(step=i, kind=kind, action="catch-up", error=str(e))
         try:
             view = command(find_leader(self.cluster, 5.0) or new, "CSET.NODES", timeout=3)
         except OSError as e:
@@ -630,14 +900,150 @@ class Nemesis:
                 d = {k.decode(): v for k, v in pairs}
                 roles[int(d["id"])] = d["role"].decode() if isinstance(d["role"], bytes) \
                     else d["role"]
-        observed = roles.get(new.id) == "voter" and old.id not in roles
-        self.record(i, "membership", observed,
-                    f"removed {old.id}, added {new.id} in slot {slot}; roles {roles or view!r}")
+        ok = roles.get(new.id) == "voter" and old.id not in roles
+        return ok, f"removed {old.id}, added {new.id} in slot {slot}; roles {roles or view!r}"
+
+    def do_membership(self, i, f):
+        old, how = self.pick_node(f["target"])
+        reply = self.admin(("CSET.NODE", "REMOVE", str(old.id)), avoid=old)
+        self.log(step=i, kind="membership", action="remove", node=old.id, chosen=how,
+                 reply=repr(reply))
+        if reply != "OK":
+            self.record(i, "membership", False, f"CSET.NODE REMOVE {old.id}: {reply!r}")
+            return
+        self.retire(i, "membership", old)
+        ok, evidence = self.replace(i, "membership", old.slot)
+        self.record(i, "membership", ok, evidence)
+
+    # -- wipe: a node loses its data directory, and is replaced --
+
+    def do_wipe(self, i, f):
+        """SIGKILL a node, delete everything in its data directory, restart it
+        with the same id: its peers must refuse it ("data lost: node N" in a
+        peer's log). Then it is replaced as an operator would
+        (docs/operations.md): stopped, CSET.NODE REMOVE, a new node with a new
+        id and --join, ADD, PROMOTE."""
+        old, how = self.pick_node(f["target"])
+        peers = [n for n in self.cluster.current() if n is not old and n.alive()]
+        marks = {n.id: len(n.log_text()) for n in peers}
+        self.down.add(old.id)
+        old.kill()
+        removed = disks.wipe(old.data_dir)
+        self.log(step=i, kind="wipe", action="SIGKILL, data directory wiped", node=old.id,
+                 chosen=how, removed=removed)
+        try:
+            old.start()
+            self.cluster.wait_for_started([old], timeout=30.0)
+        except Exception as e:  # noqa: BLE001
+            self.record(i, "wipe", False, f"node {old.id} did not start on a wiped directory: {e}")
+            return
+        self.log(step=i, kind="wipe", action="restarted with the same id", node=old.id,
+                 pid=old.pid)
+        phrase = b"data lost: node %d" % old.id
+
+        def refusing():
+            return [n.id for n in peers if phrase in n.log_text()[marks[n.id]:]]
+        try:
+            refused_by = until(refusing, 4 * E, interval=0.1,
+                               what=f"a peer to log {phrase.decode()!r}")
+            refused = f"refused by {refused_by} ({phrase.decode()!r} in their logs)"
+        except AssertionError as e:
+            refused_by, refused = [], str(e)
+        self.log(step=i, kind="wipe", action="refused" if refused_by else "NOT REFUSED",
+                 evidence=refused)
+        self.retire(i, "wipe", old)
+        reply = self.admin(("CSET.NODE", "REMOVE", str(old.id)), avoid=old)
+        self.log(step=i, kind="wipe", action="remove", node=old.id, reply=repr(reply))
+        if reply != "OK":
+            self.record(i, "wipe", False, f"{refused}; CSET.NODE REMOVE {old.id}: {reply!r}")
+            return
+        ok, evidence = self.replace(i, "wipe", old.slot)
+        self.record(i, "wipe", bool(refused_by) and ok, f"{refused}; {evidence}")
+
+    # -- disk: a node's disk fills up, then is freed --
+
+    def do_disk(self, i, f):
+        """Fills the node's file system with a ballast file. Observed when the
+        node reports it cannot persist (INFO raft storage_failed:1) and a
+        write through it answers NOSPACE (a probe, or the workload's). Held
+        for the duration; then the ballast is removed and the node must
+        recover by itself: storage_failed:0 and a write through it succeeds."""
+        node, how = self.pick_node(f["target"])
+        mark = len(node.log_text())
+        t_fill = now_us()
+        self.ballasts[node.id] = os.path.join(node.data_dir, disks.BALLAST)
+        path, written = disks.fill(node.data_dir)
+        self.log(step=i, kind="disk", action="filled", node=node.id, chosen=how,
+                 ballast_bytes=written, free_bytes=disks.free_bytes(node.data_dir))
+        t0 = time.monotonic()
+        failed_after = None
+        probes = []
+        deadline = t0 + 20.0
+        while time.monotonic() < deadline:
+            inf = info_or_none(node, 1.0)
+            if inf and inf.get("storage_failed") == "1":
+                failed_after = round(time.monotonic() - t0, 2)
+                break
+            # A follower learns that its disk is full at its next append (the
+            # workload's writes bring them); a write through it helps.
+            probes.append(self.word(self.probe(node)))
+            time.sleep(0.1)
+        nospace_probe = None
+        if failed_after is not None:
+            for _ in range(3):
+                w = self.word(self.probe(node))
+                probes.append(w)
+                if w == "NOSPACE":
+                    nospace_probe = w
+                    break
+                time.sleep(0.3)
+        self.run.sleep_until(max(time.monotonic(), t0 + f["duration"]))
+        nospace_ops = [op for op in self.history_since(t_fill, {node.id})
+                       if op.get("error", "").startswith("NOSPACE")]
+        logged = b"cannot persist" in node.log_text()[mark:]
+        evidence = (f"node {node.id}: storage_failed:1 after "
+                    f"{failed_after if failed_after is not None else 'never (20 s)'} s; "
+                    f"probe writes {probes}; workload NOSPACE answers {len(nospace_ops)}; "
+                    f"'cannot persist' logged: {logged}")
+        observed = failed_after is not None and (nospace_probe is not None or bool(nospace_ops))
+        # Free the disk; the node recovers by itself (docs/storage.md).
+        os.remove(path)
+        del self.ballasts[node.id]
+        t1 = time.monotonic()
+        self.log(step=i, kind="disk", action="freed", node=node.id,
+                 free_bytes=disks.free_bytes(node.data_dir))
+        recovered = None
+        after = []
+        while time.monotonic() < t1 + 30.0:
+            inf = info_or_none(node, 1.0)
+            if inf and inf.get("storage_failed") == "0":
+                w = self.word(self.probe(node))
+                after.append(w)
+                if w == "OK":
+                    recovered = round(time.monotonic() - t1, 2)
+                    break
+            time.sleep(0.2)
+        self.log(step=i, kind="disk", action="recovered" if recovered is not None
+                 else "NOT RECOVERED", node=node.id, seconds=recovered, probes=after[-5:])
+        if recovered is None:
+            self.run.problems.append(
+                f"node {node.id} did not recover within 30 s after its disk was freed "
+                f"(step {i}); probes {after[-5:]}")
+        self.record(i, "disk", observed, evidence + (
+            f"; recovered {recovered} s after the ballast was removed"
+            if recovered is not None else "; NOT recovered"))
 
     # -- healing --
 
     def heal_all(self):
         self.net.heal()
+        for node_id, path in list(self.ballasts.items()):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+            del self.ballasts[node_id]
+            self.log(kind="heal", action="ballast removed", node=node_id)
         for n in self.cluster.current():
             if n.alive() and n.paused:
                 n.resume()
@@ -662,14 +1068,45 @@ class Run:
         self.rss_baseline_kb = {}  # (id, pid) -> largest RSS in its first RSS_BASELINE_S
         self.rss_last_kb = {}  # (id, pid) -> largest RSS after that
         self.rss_first_seen = {}  # (id, pid) -> when the monitor first saw it
+        self.by_design_max_kb = {}  # (id, pid) -> most RocksDB held by design (INFO memory)
         self.rss_age_s = {}  # (id, pid) -> its age at its last sample
         self.rss_log = []  # samples every 5 s per node, written to rss.jsonl
         self.rss_next_log = {}
         self.unexpected_deaths = []
+        self.history = None  # the run's History, for the nemesis' evidence
+        self.disk_max_used_kb = {}  # node id -> most of its disk used, no ballast in it
+        self.disk_outgrown = set()  # node ids whose disk filled up by itself
 
     def sleep_until(self, when):
         while time.monotonic() < when:
             time.sleep(min(0.1, max(0.0, when - time.monotonic())))
+
+    def own_memory_kb(self, node, rss_kb):
+        """RSS minus the most RocksDB has held by design in this process so
+        far (INFO memory); None when the node does not answer (paused, cut off
+        from this namespace, busy)."""
+        try:
+            m = node.info("memory", timeout=0.5)
+            by_design = (int(m["rocksdb_memtable_bytes"]) + int(m["rocksdb_block_cache_bytes"])
+                         + int(m["rocksdb_table_readers_bytes"])) // 1024
+        except Exception:  # noqa: BLE001 - a paused or unreachable node
+            return None
+        key = (node.id, node.pid)
+        self.by_design_max_kb[key] = max(self.by_design_max_kb.get(key, 0), by_design)
+        return max(0, rss_kb - self.by_design_max_kb[key])
+
+    def track_growth(self, incarnation, own_kb):
+        """Growth after a process' first minutes (a restart starts over):
+        baseline = its largest own memory in its first RSS_BASELINE_S, then its
+        largest after that."""
+        first = self.rss_first_seen.setdefault(incarnation, time.monotonic())
+        age = time.monotonic() - first
+        if age < RSS_BASELINE_S:
+            self.rss_baseline_kb[incarnation] = max(self.rss_baseline_kb.get(incarnation, 0),
+                                                    own_kb)
+        else:
+            self.rss_last_kb[incarnation] = max(self.rss_last_kb.get(incarnation, 0), own_kb)
+            self.rss_age_s[incarnation] = age
 
     def monitor(self, stop, nemesis):
         """Every 0.5 s: RSS of each node; a node that died not by the nemesis."""
@@ -686,22 +1123,31 @@ class Run:
                     self.rss_max_kb[n.id] = max(self.rss_max_kb.get(n.id, 0), kb)
                     t = time.monotonic() - self.t0
                     if t >= self.rss_next_log.get(n.id, 0.0):  # a timeline, every 5 s
-                        self.rss_log.append({"t": round(t, 1), "node": n.id, "pid": n.pid,
-                                             "rss_kib": kb})
+                        sample = {"t": round(t, 1), "node": n.id, "pid": n.pid, "rss_kib": kb}
+                        own = self.own_memory_kb(n, kb)
+                        if own is not None:
+                            sample["own_kib"] = own
+                            self.track_growth((n.id, n.pid), own)
+                        try:  # the data disk's use (a ballast included, if any)
+                            if not os.path.ismount(n.data_dir):
+                                raise OSError(f"{n.data_dir} is not mounted")
+                            st = os.statvfs(n.data_dir)
+                            used = (st.f_blocks - st.f_bfree) * st.f_frsize // 1024
+                            sample["disk_used_kib"] = used
+                            if n.id not in nemesis.ballasts:
+                                self.disk_max_used_kb[n.id] = max(
+                                    self.disk_max_used_kb.get(n.id, 0), used)
+                                if (used * 1024 > disks.DISK_FULL_WARNING * disks.DISK_BYTES
+                                        and n.id not in self.disk_outgrown):
+                                    self.disk_outgrown.add(n.id)
+                                    self.problems.append(
+                                        f"node {n.id}'s data disk is {used} KiB full with no "
+                                        f"ballast in it (of {disks.DISK_SIZE}): the run outgrew "
+                                        f"its disks (docs/chaos.md, 'The disks'); run shorter")
+                        except OSError:
+                            pass
+                        self.rss_log.append(sample)
                         self.rss_next_log[n.id] = t + 5.0
-                    # Growth after a process' first minutes (a restart starts over):
-                    # baseline = its largest RSS in its first RSS_BASELINE_S, then
-                    # its largest RSS after that.
-                    incarnation = (n.id, n.pid)
-                    first = self.rss_first_seen.setdefault(incarnation, time.monotonic())
-                    age = time.monotonic() - first
-                    if age < RSS_BASELINE_S:
-                        self.rss_baseline_kb[incarnation] = max(
-                            self.rss_baseline_kb.get(incarnation, 0), kb)
-                    else:
-                        self.rss_last_kb[incarnation] = max(
-                            self.rss_last_kb.get(incarnation, 0), kb)
-                        self.rss_age_s[incarnation] = age
                 elif n.id not in nemesis.down and (n.id, n.pid) not in self.unexpected_deaths:
                     self.unexpected_deaths.append((n.id, n.pid))
                     self.problems.append(f"node {n.id} (pid {n.pid}) exited with {code} "
@@ -790,11 +1236,16 @@ def run_chaos(args):
     with open(os.path.join(out, "rerun.txt"), "w") as f:
         f.write(rerun + "\n")
     with open(os.path.join(out, "schedule.json"), "w") as f:
+        modes, not_applicable = partition_modes(args.nodes)
         json.dump({"seed": args.seed, "nodes": args.nodes, "time": args.time,
-                   "clients": args.clients, "nemesis": kinds, "faults": schedule}, f, indent=1)
+                   "clients": args.clients, "nemesis": kinds,
+                   "partition_modes": modes if "partition" in kinds else [],
+                   "not_applicable": not_applicable if "partition" in kinds else {},
+                   "faults": schedule}, f, indent=1)
 
     run = Run(args)
     history = History()
+    run.history = history
     keys = Keys(f"s{args.seed}:")
     verdict = None
     checker_output = ""
@@ -809,6 +1260,9 @@ def run_chaos(args):
         print(f"chaos: seed {args.seed}, {args.nodes} nodes, {args.clients} clients, "
               f"{args.time:g} s, nemesis {','.join(kinds) or 'none'}; files in {out}",
               flush=True)
+        if run.cluster.disks.stale_removed:
+            print(f"chaos: removed the mounts of an earlier run that died: "
+                  f"{run.cluster.disks.stale_removed}", flush=True)
         run.cluster.start()
         run.t0 = time.monotonic()
         nemesis = Nemesis(run, schedule)
@@ -876,6 +1330,10 @@ def run_chaos(args):
                     if how == "SIGKILL" and code != -signal.SIGKILL:
                         run.problems.append(f"node {n.id} exited with {code} before the "
                                             f"nemesis' SIGKILL landed")
+            run.cluster.disks.unmount_all()
+            left = run.cluster.disks.leftovers()
+            if left:
+                run.problems.append(f"mounts left after the run: {left}")
         if run.net is not None:
             run.net.destroy()
     if not history.ops or "history.jsonl" not in os.listdir(out):
@@ -898,8 +1356,9 @@ def run_chaos(args):
         base, last = run.rss_baseline_kb.get(incarnation, 0), run.rss_last_kb[incarnation]
         if age >= RSS_GROWTH_MIN_AGE_S and last > base * (1 + RSS_GROWTH_LIMIT):
             run.problems.append(
-                f"node {incarnation[0]} (pid {incarnation[1]}) RSS grew from {base} KiB "
-                f"(largest in its first {RSS_BASELINE_S:.0f} s) to {last} KiB (> 5%)")
+                f"node {incarnation[0]} (pid {incarnation[1]}) own memory (RSS less RocksDB's "
+                f"memtables, block cache and table readers) grew from {base} KiB (largest in "
+                f"its first {RSS_BASELINE_S:.0f} s) to {last} KiB (> 5%)")
     if nemesis is not None:
         for fault in nemesis.faults:
             if not fault["observed"]:
@@ -915,7 +1374,8 @@ def run_chaos(args):
     summary = {
         "seed": args.seed, "ops": len(history.ops), "workload_ops": len(workload),
         "counts": counts, "verdict": verdict, "lost": len(lost), "faults": injected,
-        "rss_max_kib": run.rss_max_kb, "seconds": round(elapsed, 1), "problems": run.problems,
+        "rss_max_kib": run.rss_max_kb, "disk_max_used_kib": run.disk_max_used_kb,
+        "seconds": round(elapsed, 1), "problems": run.problems,
         "dir": out, "rerun": rerun, "checker_output": checker_output,
     }
     with open(os.path.join(out, "rss.jsonl"), "w") as f:
@@ -944,10 +1404,50 @@ def report_line(s):
             f"unknown {c['unknown']}), {s['verdict'] or 'not checked'}, {s['lost']} lost")
 
 
+NEMESIS_HELP = """\
+nemeses (--nemesis; each fault must be observed to take effect, else the run fails):
+  kill        SIGKILL a node (the leader or a random one), 1.5-4 s down, restart it
+              with its data. Evidence: its client port refuses connections.
+  pause       SIGSTOP a node for 2.5-4.5 s (> the 2 s election timeout), SIGCONT.
+              Evidence: PING gets no answer within 0.5 s.
+  partition   3-6 s, one shape per fault, each shape once before any repeats:
+                majority-minority   a random minority cut from the majority
+                isolated-leader     the leader alone
+                leader-in-minority  (5 nodes) the leader with one other node
+                bridge              two halves that cannot see each other and one
+                                    node that sees both (3 nodes: the middle one)
+                tiebreak-2-2        (5 nodes only; not drawn in 3-node runs, noted in
+                                    schedule.json) one voter removed, the 4 voters
+                                    split 2/2, healed, a replacement added back
+              Evidence: every node with a cut link dropped packets (iptables
+              counters; if no Raft traffic crossed a cut link, a TCP connection is
+              tried across each, both ways); bridge also: a TCP connection from
+              every other node to the bridge opens; tiebreak-2-2 also: a write through the half holding the
+              tie-breaker (INFO tiebreaker_id) succeeds, every write through the
+              other half answers NOQUORUM/TIMEOUT (an acknowledged one is reported
+              as a split brain), and the cluster is back to 5 voters.
+  transfer    CSET.LEADER TRANSFER to a random other node.
+              Evidence: the target reports role:leader.
+  membership  CSET.NODE REMOVE a node, stop it, start an empty node with a new id and
+              --join in its namespace, CSET.NODE ADD (learner), catch up, PROMOTE.
+              Evidence: CSET.NODES lists the new id as voter and not the old one.
+  disk        fill a node's data disk (its own 17 MiB tmpfs) with a ballast file,
+              hold 2-4 s, remove the ballast. Evidence: INFO storage_failed:1 and a
+              write through the node answers NOSPACE (a probe or the workload's);
+              after the ballast is removed the node must recover by itself
+              (storage_failed:0 and a write through it succeeds within 30 s).
+  wipe        SIGKILL a node, delete its data directory's contents, restart it with
+              the same id. Evidence: a peer logs "data lost: node N"; then it is
+              replaced as membership does (REMOVE, new id with --join, ADD, PROMOTE)
+              and CSET.NODES lists the new id as voter and not the old one.
+"""
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="chaos", description="Fault injection on real csetd processes, checked for "
-        "linearizability (docs/chaos.md).")
+        "linearizability (docs/chaos.md).", epilog=NEMESIS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, choices=(3, 5), default=3)
     p.add_argument("--time", type=float, default=60.0, help="seconds of faults (default 60)")
     p.add_argument("--clients", type=int, default=10)
@@ -995,14 +1495,22 @@ def main(argv=None):
     finally:
         signal.alarm(0)
     print(f"chaos: seed {s['seed']}, {s['seconds']} s, faults {s['faults']}, "
-          f"max RSS KiB {s['rss_max_kib']}")
+          f"max RSS KiB {s['rss_max_kib']}, max disk use KiB {s['disk_max_used_kib']}")
+    caught = args.expect_violation and s["verdict"] == "NOT LINEARIZABLE"
     if s["problems"]:
-        print("chaos: FAILED:")
+        print("chaos: problems (expected: the unsafe run was to be flagged):" if caught
+              else "chaos: FAILED:")
         for p in s["problems"]:
             print("  - " + p)
-        print(f"chaos: files kept in {s['dir']}; rerun: {s['rerun']}")
+        if caught and not args.keep:
+            # An expected violation is a success: its folder goes as a passing
+            # run's does (the cluster's own folder and mounts are gone already).
+            shutil.rmtree(s["dir"], ignore_errors=True)
+            print(f"chaos: removed {s['dir']} (an expected violation is a success; "
+                  f"--keep keeps it)")
+        else:
+            print(f"chaos: files kept in {s['dir']}; rerun: {s['rerun']}")
     if args.expect_violation:
-        caught = s["verdict"] == "NOT LINEARIZABLE"
         if caught:
             why = " -- the checker flagged the unsafe run, as expected"
         elif s["verdict"] is None:

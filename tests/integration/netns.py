@@ -269,6 +269,22 @@ class Network:
                 self._iptables(i, "-A", _CHAIN, "-s", ",".join(others), "-j", "DROP")
         self.cut = [sorted(g) for g in groups]
 
+    def cut_links(self, pairs):
+        """Cuts only the links between the given pairs of node ids (both
+        ways), every other link stays up: shapes that groups cannot express,
+        such as a bridge (a node that sees both sides of a cut). The test
+        client still reaches every node. `cut` then lists the pairs."""
+        self.heal()
+        drop = {}
+        for a, b in pairs:
+            assert a != b and 1 <= a <= self.size and 1 <= b <= self.size, f"bad pair {a, b}"
+            drop.setdefault(a, set()).add(b)
+            drop.setdefault(b, set()).add(a)
+        for i, others in sorted(drop.items()):
+            self._iptables(i, "-A", _CHAIN, "-s", ",".join(self.address(j) for j in sorted(others)),
+                           "-j", "DROP")
+        self.cut = [sorted(p) for p in pairs]
+
     def heal(self):
         """Removes every partition rule."""
         for i in range(1, self.size + 1):
