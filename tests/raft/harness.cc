@@ -396,7 +396,7 @@ void Cluster::watch(NodeId id, const std::function<void()>& fn) {
 
 Ready Cluster::take_ready(NodeId id) {
   Ready rd = raft(id).ready();
-  note(format_ready(id, rd));
+  if (trace_) note(format_ready(id, rd));
   // The persistence contract (raft.h): only a leader's appends, heartbeats,
   // snapshot chunks and TimeoutNow may go before the batch is durable.
   for (const auto& m : rd.leader_messages) {
@@ -423,7 +423,7 @@ void Cluster::check_durable(NodeId id, const Ready& rd) {
         break;
       case MessageType::kAppendResponse:
         EXPECT_GE(s.last_index(), m.index) << "ack not durable: " << format_message(m);
-        if (s.last_index() >= m.index && m.index >= s.snapshot().meta.index) {
+        if (s.last_index() >= m.index && m.index >= s.snapshot_meta().index) {
           auto t = s.term(m.index);
           EXPECT_TRUE(t.ok() && *t == raft(id).log().term_or_zero(m.index))
               << "acknowledged entry differs from the durable one: " << format_message(m);
@@ -431,7 +431,7 @@ void Cluster::check_durable(NodeId id, const Ready& rd) {
         break;
       case MessageType::kSnapshotResponse:
         if (m.snapshot_done) {
-          EXPECT_TRUE(s.snapshot().meta.index >= m.index || s.last_index() >= m.index)
+          EXPECT_TRUE(s.snapshot_meta().index >= m.index || s.last_index() >= m.index)
               << "snapshot ack not durable: " << format_message(m);
         }
         break;
