@@ -148,6 +148,10 @@ int main(int argc, char** argv) {
 #ifdef CSET_TEST_HOOKS
   app.add_flag("--unsafe-local-reads", o.unsafe_local_reads,
                "TEST BUILDS ONLY: reads skip ReadIndex (stale reads; for the chaos checker)");
+  app.add_option("--test-snapshot-chunk-delay-ms", o.test_snapshot_chunk_delay_ms,
+                 "TEST BUILDS ONLY: as leader, wait this many ms between snapshot chunks")
+      ->check(decimal_digits())
+      ->check(CLI::Range(uint64_t{0}, uint64_t{60'000}));
 #endif
   app.add_option("--config", config_file, "TOML file with the same keys (flags override)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")

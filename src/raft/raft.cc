@@ -1011,6 +1011,15 @@ Result<Configuration> Raft::next_config(const std::vector<ConfChange>& changes) 
         erase(c.learners, ch.id);
         voters.push_back(ch.id);
         break;
+      case ConfChange::Type::kUpdate: {
+        auto m = std::find_if(c.members.begin(), c.members.end(),
+                              [&](const Member& x) { return x.id == ch.id; });
+        if (m == c.members.end()) {
+          return Status(Code::kInvalid, "node " + std::to_string(ch.id) + " is not a member");
+        }
+        m->context = ch.context;
+        break;
+      }
       case ConfChange::Type::kRemove:
         if (!in(voters, ch.id) && !in(c.learners, ch.id)) {
           return Status(Code::kInvalid, "node " + std::to_string(ch.id) + " is not a member");

@@ -116,6 +116,11 @@ struct ConfChange {
     kAddVoter,    // add a new node directly as a voter (through joint consensus)
     kPromote,     // make a learner a voter
     kRemove,      // remove a voter or learner; its id is never reused
+    // Replace a member's record (`context`) and nothing else: the voter set
+    // and weights do not change, so no joint configuration is needed (the
+    // old and new configurations have the same quorums). The server records
+    // an initial member's incarnation this way once it is known.
+    kUpdate,
   };
   Type type = Type::kAddLearner;
   NodeId id = kNoNode;

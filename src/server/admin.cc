@@ -290,6 +290,23 @@ void Server::Impl::leader_admin(const AdminOp& op, uint64_t deadline_ms, AdminDo
     kick();
     return;
   }
+  // This leader's own record confirmation (server.cc confirm_member_records)
+  // commits within a round trip: wait for it rather than answer BUSY.
+  if (record_update_index_ > raft_->commit_index() && raft_->conf_change_pending()) {
+    if (now_ms() >= deadline_ms) {
+      return p.done(Status(Code::kBusy, "a configuration change is already in flight"));
+    }
+    auto timer = std::make_shared<asio::steady_timer>(
+        io_, std::chrono::milliseconds(std::max<uint64_t>(opt_.heartbeat_ms / 2, 1)));
+    timer->async_wait([this, timer, p = std::move(p)](const asio::error_code& ec) mutable {
+      if (ec) return p.done(Status(Code::kNoQuorum, "shutting down; nothing changed"));
+      if (raft_->role() != raft::Role::kLeader) {
+        return p.done(Status(Code::kNoQuorum, "leadership changed; nothing changed"));
+      }
+      leader_admin(p.op, p.deadline_ms, std::move(p.done));
+    });
+    return;
+  }
   // One change at a time: the core refuses a second proposal while one is
   // uncommitted; this also covers an ADD still waiting for its handshake and
   // a joint change whose final half has not committed yet.
@@ -343,6 +360,7 @@ void Server::Impl::propose_admin(PendingAdmin p) {
       std::lock_guard<std::mutex> lock(registry_mu_);
       auto it = learned_.find(p.op.id);
       if (it != learned_.end()) r = it->second;
+      r.confirmed = !r.incarnation.empty();
     }
     r.peer_address = p.op.address;
     ch.context = encode_member_context(r);

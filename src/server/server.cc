@@ -29,7 +29,8 @@ std::string hex(const std::string& bytes) {
 }
 
 std::string encode_member_context(const MemberRecord& r) {
-  return "peer=" + r.peer_address + ";client=" + r.client_address + ";inc=" + r.incarnation;
+  return "peer=" + r.peer_address + ";client=" + r.client_address + ";inc=" + r.incarnation +
+         (r.confirmed ? ";ok=1" : "");
 }
 
 MemberRecord decode_member_context(const std::string& context) {
@@ -45,6 +46,7 @@ MemberRecord decode_member_context(const std::string& context) {
       if (k == "peer") r.peer_address = v;
       if (k == "client") r.client_address = v;
       if (k == "inc") r.incarnation = v;
+      if (k == "ok") r.confirmed = v == "1";
     }
     pos = end + 1;
   }
@@ -528,7 +530,21 @@ void Server::Impl::kick() {
 }
 
 void Server::Impl::send_messages(std::vector<raft::Message>& msgs) {
-  for (auto& m : msgs) transport_->send_raft(m);
+  for (auto& m : msgs) {
+#ifdef CSET_TEST_HOOKS
+    if (opt_.test_snapshot_chunk_delay_ms > 0 && m.type == raft::MessageType::kSnapshot &&
+        m.snapshot_offset > 0) {
+      // Test builds: hold the chunk on a timer of its own; the loop runs on.
+      auto timer = std::make_shared<asio::steady_timer>(
+          io_, std::chrono::milliseconds(opt_.test_snapshot_chunk_delay_ms));
+      timer->async_wait([this, timer, m = std::move(m)](const asio::error_code& ec) {
+        if (!ec && !stopping_) transport_->send_raft(m);
+      });
+      continue;
+    }
+#endif
+    transport_->send_raft(m);
+  }
   msgs.clear();
 }
 
@@ -597,7 +613,53 @@ void Server::Impl::on_storage_failure(const Status& s) {
   }
 }
 
+// An initial member's record is written at bootstrap, before its incarnation
+// is known, and each node's bootstrap entry holds only its own. The leader
+// records each one through the log (a kUpdate configuration change: same
+// voters, no joint step) once it knows it — its own at once, a peer's from
+// that peer's handshake — so every node, also one restarted since, refuses a
+// wiped data directory under that id and it can never vote a second time in
+// a term (cases.md C09). One record per change; retried on later ticks.
+void Server::Impl::confirm_member_records() {
+  if (raft_->role() != raft::Role::kLeader || raft_->conf_change_pending() ||
+      raft_->configuration().joint() || !admin_waiting_.empty()) {
+    return;  // an operator's change goes first
+  }
+  for (const raft::Member& m : raft_->configuration().members) {
+    MemberRecord record = decode_member_context(m.context);
+    if (record.confirmed) continue;
+    MemberRecord next = record;
+    if (m.id == opt_.id) {
+      next.incarnation = hex(store_->identity().incarnation);
+      next.client_address = opt_.advertise_client;
+    } else {
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      auto learned = learned_.find(m.id);
+      if (learned == learned_.end()) continue;  // not heard from yet
+      next.incarnation = learned->second.incarnation;
+      next.client_address = learned->second.client_address;
+      if (next.peer_address.empty()) next.peer_address = learned->second.peer_address;
+    }
+    // A known incarnation is never replaced (the handshake refuses a mismatch).
+    if (next.incarnation.empty() ||
+        (!record.incarnation.empty() && record.incarnation != next.incarnation)) {
+      continue;
+    }
+    next.confirmed = true;
+    auto index = raft_->propose_conf_change(
+        {{raft::ConfChange::Type::kUpdate, m.id, encode_member_context(next)}});
+    if (index.ok()) {
+      record_update_index_ = *index;
+      spdlog::info("membership: recording node {}'s incarnation {} at index {}", m.id,
+                   next.incarnation, *index);
+      kick();
+    }
+    return;
+  }
+}
+
 void Server::Impl::on_tick() {
+  confirm_member_records();
   if (storage_failed_) {
     // Try again: the store recovers (reopens) once space returns. Cleared
     // here, not only in process_ready(): when every node's disk was full

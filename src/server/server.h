@@ -65,6 +65,12 @@ struct ServerOptions {
   /// serve reads from local state without ReadIndex, a deliberately unsafe
   /// mode that the chaos tests' checker must flag as stale reads.
   bool unsafe_local_reads = false;
+  /// TEST BUILDS ONLY (CSET_TEST_HOOKS): as leader, hold every InstallSnapshot
+  /// chunk after the first (offset > 0) for this many ms before sending it,
+  /// on a timer (the loop keeps running), so that tests can kill a follower
+  /// in the middle of a transfer. 0: no delay. Keep it below the election
+  /// timeout, or the Raft core re-sends the chunk it thinks went unanswered.
+  uint64_t test_snapshot_chunk_delay_ms = 0;
 };
 
 /// Why a server could not start; `exit_code` is SPEC.md's (2 flags or

@@ -36,6 +36,12 @@ struct MemberRecord {
   std::string peer_address;
   std::string client_address;
   std::string incarnation;
+  // Written through the log by a leader that knew the incarnation (CSET.NODE
+  // ADD, or a kUpdate of an initial member's record). An initial member's
+  // record starts unconfirmed: each node's bootstrap entry knows only its own
+  // incarnation, so until the leader confirms the record, a peer cannot tell
+  // that node's wiped data directory from the original.
+  bool confirmed = false;
 };
 std::string encode_member_context(const MemberRecord& record);
 std::string hex(const std::string& bytes);
@@ -203,6 +209,7 @@ class Server::Impl {
   void process_ready();
   void send_messages(std::vector<raft::Message>& msgs);
   void on_tick();
+  void confirm_member_records();
   void on_storage_failure(const Status& s);
   uint64_t now_ms() const;
   void start_write(uint64_t id);
@@ -263,6 +270,10 @@ class Server::Impl {
   std::map<uint64_t, PendingRead> reads_;
   std::map<std::string, uint64_t> read_contexts_;
   std::vector<PendingAdmin> admin_waiting_;
+  // Index of this leader's own kUpdate confirming a member record
+  // (confirm_member_records); an admin command arriving while it is
+  // uncommitted waits for it instead of answering BUSY.
+  raft::Index record_update_index_ = 0;
   std::map<uint64_t, AdminForward> admin_forwards_;
   Metrics metrics_;
 

@@ -2,8 +2,8 @@
 (pipelined replies across a fault), C03 (a forwarded write applied over and
 over), C04 (a write applied twice, raw client without retries) and C01
 (writes lost on failover). Part B (test_cases_b.py): C02, C06, C07, C08,
-C10. Covered elsewhere: C05 (test_membership.py), C09's wiped disk
-(test_membership.TestWipedDisk), C12 (test_c12.py).
+C10. Covered elsewhere: C05 (test_membership.TestLeaderRemoval), C09
+(test_membership.C09WipedDataDirectoryTest), C12 (test_c12.py).
 
 Each test has its own cluster (harness.py timing: --election-timeout-ms
 1000, --heartbeat-ms 100, --write-timeout 2000, so E = 2 s) and is its own

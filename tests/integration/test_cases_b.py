@@ -19,7 +19,7 @@ import netns
 from harness import E, ClusterTestCase, RespError, first_read, until
 from test_cases_a import (MARGIN, WRITE_TIMEOUT, cluster_report, is_int, raw_command,
                           write_until_acked)
-from test_membership import nodes_view
+from test_membership import MemberNode, nodes_view
 
 
 class Writer(threading.Thread):
@@ -174,7 +174,7 @@ class C06SecondClusterTest(ClusterTestCase):
         write_until_acked(a_leader, "c06:a", "from-a")
         write_until_acked(b_leader, "c06:b", "from-b")
         # A node of A whose id differs from B's leader's (the same id would be
-        # refused earlier, as "connected to itself").
+        # refused earlier, by the transport, as "node N of another cluster").
         victim = next(n for n in a.followers(a_leader) if n.id != b_leader.id)
         address = f"{victim.host}:{victim.peer_port}"
         unclear = []
@@ -397,26 +397,39 @@ class C07SnapshotTransferTest(ClusterTestCase):
     CTEST_PER_METHOD = True
     CTEST_TIMEOUT = 150
 
-    # cases.md: ~200,000 members; 20,000 members of ~250 bytes here (a ~5 MB
-    # snapshot, five 1 MiB chunks), to keep the integration label within its
-    # time budget. Five kills, each a delay after node 3 answers PING (early,
-    # middle, late), as long as it has not yet installed a snapshot; at least
-    # three must land before the install completes.
-    MEMBERS = 20000
-    # 2,000 log entries: the server keeps 1,000 entries behind a snapshot, and
+    # cases.md: ~200,000 members; 5,100 members of 1 KiB here (a ~5 MB
+    # snapshot, five or six 1 MiB chunks), to keep the integration label
+    # within its time budget: what the case needs is a transfer long enough
+    # to be cut, and the chunk delay below sees to that.
+    MEMBERS = 5100
+    MEMBER_BYTES = 1024
+    # 1,700 log entries: the server keeps 1,000 entries behind a snapshot, and
     # takes one every 500 (--snapshot-entries; lower makes the load quadratic).
-    PER_SADD = 10
+    PER_SADD = 3
     WRITERS = 8    # connections loading the members in parallel
-    KILL_DELAYS = (0.0, 0.2, 0.5, 0.9, 1.4)
+    # Every node runs with the test-only --test-snapshot-chunk-delay-ms: a
+    # leader holds each chunk after the first this long (below the 1 s after
+    # which it re-sends an unanswered chunk). Node 3 logs each chunk it
+    # receives (debug level), and is killed as soon as it has logged this
+    # many chunks of the transfer: early, middle, late (of >= 5) — the next
+    # chunk is CHUNK_DELAY_MS away, ample time for the kill to land first.
+    CHUNK_DELAY_MS = 250
+    KILL_AFTER_CHUNKS = (1, 2, 3, 4, 2)
+    CHUNK_LINE = b"snapshot chunk received from "
 
     def test_C07_follower_killed_while_receiving_a_snapshot(self):
         t_start = time.monotonic()
-        cluster = self.new_cluster(3, extra_args=["--snapshot-entries", "500"])
+        cluster = self.new_cluster(3, extra_args=[
+            "--snapshot-entries", "500",
+            "--test-snapshot-chunk-delay-ms", str(self.CHUNK_DELAY_MS)])
         leader = cluster.wait_for_leader()
         n3 = next(n for n in reversed(cluster.nodes) if n is not leader)
         n3_last = int(n3.info()["last_log_index"])
         n3.kill()
-        pad = "x" * 240
+        # From now on node 3 logs at debug level (its snapshot chunks).
+        n3.__class__ = MemberNode
+        n3.flags = ["--log-level", "debug"]
+        pad = "x" * (self.MEMBER_BYTES - 8)
         cmds = [["SADD", "c07:big"] + [f"{pad}{i:08d}" for i in range(k, k + self.PER_SADD)]
                 for k in range(0, self.MEMBERS, self.PER_SADD)]
         bad = []
@@ -443,7 +456,8 @@ class C07SnapshotTransferTest(ClusterTestCase):
         t_written = time.monotonic()
         writer = Writer(cluster, "c07:w")
         writer.start()
-        stale, answers, prober_stop, early_kills = [], [], threading.Event(), []
+        stale, answers, prober_stop = [], [], threading.Event()
+        kills = []  # per kill: (chunks wanted, chunk lines of that run, its log after the kill)
 
         def prober():
             # A read n3 answers must hold every member: it never answers from
@@ -457,30 +471,36 @@ class C07SnapshotTransferTest(ClusterTestCase):
                             stale.append(reply)
                 time.sleep(0.03)
 
+        def chunk_lines(run_log):
+            return [line for line in run_log.splitlines() if self.CHUNK_LINE in line]
+
+        def transferred(run_log):
+            """Chunk lines of the latest transfer in a run's log: from its
+            last offset-0 chunk on. (A restarted node first gets the chunk
+            that was in flight when it died, refuses it, and the leader
+            starts over at offset 0.)"""
+            lines = chunk_lines(run_log)
+            starts = [i for i, line in enumerate(lines) if b", offset 0, " in line]
+            return lines[starts[-1]:] if starts else []
+
         probe = threading.Thread(target=prober, daemon=True)
         probe.start()
         try:
-            for delay in self.KILL_DELAYS:
-                if n3.log_text().count(b"installed snapshot"):
-                    break
+            for wanted in self.KILL_AFTER_CHUNKS:
                 count = writer.count()
+                log_start = len(n3.log_text())
                 n3.start()
-                cluster.wait_for_started([n3])
-                time.sleep(delay)
+                until(lambda w=wanted: len(transferred(n3.log_text()[log_start:])) >= w or
+                      not n3.alive(), 5 * E, interval=0.01,
+                      what=f"node 3 to receive {wanted} snapshot chunks")
                 self.assertTrue(n3.alive(), f"node 3 exited during the transfer: "
                                             f"{n3.proc.returncode}")
                 n3.kill()
-                if not n3.log_text().count(b"installed snapshot"):
-                    early_kills.append(delay)
+                run_log = n3.log_text()[log_start:]
+                kills.append((wanted, transferred(run_log), run_log))
                 until(lambda c=count: writer.count() >= c + 3, 3 * E,
                       what="the leader to keep taking writes during the transfer")
-            # At least one kill before the install: on an idle machine the
-            # transfer can finish within 0.5 s, so later kills land after it.
-            # (Landing every kill mid-transfer needs a test-only delay
-            # between snapshot chunks; not built yet: issue 7.)
-            self.assertGreaterEqual(len(early_kills), 1,
-                                    f"only the kills {early_kills} s after node 3 started "
-                                    f"landed before its snapshot was installed")
+            log_start = len(n3.log_text())
             cluster.restart(n3.id)
             t_restart = time.monotonic()
             until(lambda: raw_command(n3, "SCARD", "c07:big") == self.MEMBERS, 10 * E,
@@ -495,19 +515,39 @@ class C07SnapshotTransferTest(ClusterTestCase):
         self.assertFalse(stale, f"node 3 answered SCARD {sorted(set(stale))[:5]} (want "
                                 f"{self.MEMBERS}): a read from a half-installed snapshot")
         self.assertFalse(anomalies, anomalies[:10])
-        installed = n3.log_text().count(b"installed snapshot")
-        # The log line of an install can be lost when the kill lands right
-        # after it (SIGKILL, buffered log); a first log index past node 3's
-        # old last entry can only come from an installed snapshot.
+
+        # The final run received a whole transfer and installed it: its last
+        # chunk says how many chunks a transfer has.
+        final_log = n3.log_text()[log_start:]
+        self.assertIn(b"installed snapshot", final_log, "node 3 never installed a snapshot")
+        final_chunks = transferred(final_log)
+        self.assertTrue(final_chunks and final_chunks[-1].endswith(b", last"),
+                        f"node 3's final run did not end its transfer with a last chunk: "
+                        f"{final_chunks[-1:]}")
+        chunks = len(final_chunks)
+        self.assertGreaterEqual(chunks, max(self.KILL_AFTER_CHUNKS) + 1,
+                                f"a transfer of {chunks} chunks: too few for the kills "
+                                f"{self.KILL_AFTER_CHUNKS} to land mid-transfer")
+        # Every kill landed mid-transfer: after the chunks it waited for,
+        # before the last chunk and the install.
+        landed = []
+        for wanted, lines, run_log in kills:
+            landed.append(len(lines))
+            self.assertGreaterEqual(len(lines), wanted)
+            self.assertFalse([line for line in lines if line.endswith(b", last")],
+                             f"the kill after {wanted} chunks landed after the last chunk")
+            self.assertNotIn(b"installed snapshot", run_log,
+                             f"the kill after {wanted} chunks landed after the install")
+        # A first log index past node 3's old last entry can only come from
+        # an installed snapshot.
         n3_first = int(n3.info()["first_log_index"])
-        self.assertTrue(installed > 0 or n3_first > n3_last + 1,
-                        f"node 3 never installed a snapshot (first log index {n3_first}, "
-                        f"its last entry before the load {n3_last})")
+        self.assertGreater(n3_first, n3_last + 1,
+                           f"node 3's first log index {n3_first} (its last entry before the "
+                           f"load {n3_last}): no snapshot installed")
         print(f"\nC07: {len(acked)} writes during the transfers, node 3 answered "
-              f"{len(answers)} reads, installed a snapshot {installed} times, killed "
-              f"{early_kills} s after it answered PING; setup and writes "
-              f"{t_written - t_start:.1f} s, kills {t_restart - t_written:.1f} s, converged "
-              f"{t_converged - t_restart:.1f} s after the last restart")
+              f"{len(answers)} reads, killed after {landed} of {chunks} chunks; setup and "
+              f"writes {t_written - t_start:.1f} s, kills {t_restart - t_written:.1f} s, "
+              f"converged {t_converged - t_restart:.1f} s after the last restart")
         cluster.wait_for_leader()
         big = first_read(leader, "c07:big")
         self.assertEqual(len(big), self.MEMBERS)

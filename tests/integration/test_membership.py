@@ -3,8 +3,11 @@ grown from 3 to 5 (learners that join with `csetd --join`, then promoted)
 and shrunk back to 3 while a client writes; the leader removed, once through
 itself and once through a follower (C05); a dead node removed from a 3-node
 cluster; refusals (duplicate and reused ids, a second change in flight, a
-removal that would leave no reachable quorum); and `--force-new-cluster`
-recovering a cluster whose majority is gone for good.
+removal that would leave no reachable quorum); `--force-new-cluster`
+recovering a cluster whose majority is gone for good; and C09, a node
+restarted with a wiped data directory: refused under its old id while
+writes go on (never voting, never leading: I3 checked by polling INFO on
+every node throughout), then brought back under a new id.
 
 Every membership command is answered only after its change has committed,
 so after an OK the configuration is checked at once on the node that
@@ -13,6 +16,7 @@ hear of the commit). Every acknowledged write must be readable at the end on
 every remaining node. Timing as harness.py: E = 2 s, write timeout 2 s.
 """
 
+import os
 import shutil
 import threading
 import time
@@ -41,11 +45,15 @@ class MemberNode(Node):
         return a + list(self.flags)
 
 
-def add_joining_node(cluster, node_id):
-    """A new csetd started with --join and an empty data directory."""
+def add_joining_node(cluster, node_id, data_dir=None):
+    """A new csetd started with --join and an empty data directory (its own,
+    or `data_dir`, which must be empty or absent)."""
     client, peer, admin = free_ports(3)
     node = MemberNode(cluster, node_id, client, peer, admin)
     node.join = True
+    if data_dir is not None:
+        node.data_dir = data_dir
+        os.makedirs(os.path.dirname(node.log_path), exist_ok=True)
     assert len(cluster.nodes) == node_id - 1, "ids are dense in the harness"
     cluster.nodes.append(node)
     node.start()
@@ -423,31 +431,220 @@ class TestForceNewCluster(MembershipTestCase):
         self.assertAllPresent([survivor, n4], "force", acked)
 
 
-class TestWipedDisk(MembershipTestCase):
+class InfoMonitor(threading.Thread):
+    """Polls INFO raft on every running node of a cluster (every `interval`
+    s) for I3, at most one leader per term: each (term, node) that said
+    role=leader, and each (term, leader_id) a node reported. Keeps every
+    sample of the processes in `watched` (pids) for closer checks."""
 
-    def test_wiped_node_refused_then_back_under_a_new_id(self):
+    def __init__(self, cluster, interval=0.1):
+        super().__init__(daemon=True)
+        self.cluster, self.interval = cluster, interval
+        self.leaders = {}    # term -> {node id that said role=leader}
+        self.leader_ids = {}  # term -> {leader_id != 0 some node reported}
+        self.rounds = 0
+        self.watched = {}    # pid -> [INFO dict]
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+
+    def watch(self, node):
+        with self.lock:
+            self.watched.setdefault(node.pid, [])
+
+    def samples(self, pid):
+        with self.lock:
+            return list(self.watched.get(pid, []))
+
+    def run(self):
+        while not self.stop_event.is_set():
+            for n in list(self.cluster.nodes):
+                pid = n.pid
+                if not n.alive() or n.paused:
+                    continue
+                try:
+                    info = n.info(timeout=1.0)
+                except Exception:  # noqa: BLE001 - starting, stopping or busy: no sample
+                    continue
+                term, leader_id = int(info["term"]), int(info["leader_id"])
+                with self.lock:
+                    if info["role"] == "leader":
+                        self.leaders.setdefault(term, set()).add(n.id)
+                    if leader_id:
+                        self.leader_ids.setdefault(term, set()).add(leader_id)
+                    if pid in self.watched:
+                        self.watched[pid].append(info)
+            self.rounds += 1
+            self.stop_event.wait(self.interval)
+
+    def finish(self):
+        self.stop_event.set()
+        self.join(timeout=30)
+        assert not self.is_alive(), "INFO monitor did not stop"
+
+
+class C09WipedDataDirectoryTest(MembershipTestCase):
+    """C09 (cases.md): 3 nodes, writes running. Kill n3, delete its data
+    directory, restart it with the same id. No crash loop; the cluster
+    refuses it with a clear message (its incarnation no longer matches); it
+    must never vote twice in a term. Then the documented way (remove it,
+    wipe, add it back under a new id) brings it back. I1, I3, I5."""
+
+    CTEST_PER_METHOD = True
+
+    REFUSED_FOR = 2 * E  # seconds the wiped node runs refused (several election timeouts)
+
+    def test_C09_node_restarted_with_a_wiped_data_directory(self):
         c = self.cluster = self.new_cluster(3)
-        leader = c.wait_for_leader()
-        wiped = next(n for n in c.nodes if n is not leader)
-        others = [n for n in c.nodes if n is not wiped]
-        self.assertEqual(leader.client(timeout=5).sadd("wiped", "before"), 1)
+        c.wait_for_leader()
+        n3 = c.node(3)
+        members = list(c.nodes)
+        monitor = InfoMonitor(c)
+        writer = Writer("c09", lambda: members)
+        monitor.start()
+        writer.start()
+        try:
+            self.assertWritesContinue(writer)
+            members[:] = c.nodes[:2]
+            n3.kill()
+            shutil.rmtree(n3.data_dir)
+            wiped_log_start = len(n3.log_text())
+            n3.start()
+            monitor.watch(n3)
+            wiped_pid = n3.pid
+            c.wait_for_started([n3])
+
+            # Refused, with the reason logged by both peers (by us) and by
+            # the wiped node (by the peer).
+            refusal = b"data lost: node 3's data directory was replaced (incarnation mismatch)"
+            for peer in c.nodes[:2]:
+                until(lambda peer=peer: b"refused (by us): " + refusal in peer.log_text(), 3 * E,
+                      what=f"node {peer.id} to refuse the wiped node 3 with 'data lost'")
+                until(lambda peer=peer: b"peer %d at 127.0.0.1:%d refused (by the peer): %s" % (
+                          peer.id, peer.peer_port, refusal) in n3.log_text(), 3 * E,
+                      what=f"the wiped node 3 to log node {peer.id}'s refusal")
+            # Writes go on through the two others; the wiped node, alone,
+            # never acknowledges one.
+            self.assertWritesContinue(writer)
+            reply = command(n3, "SADD", "c09", "through-the-wiped-node")
+            self.assertIsInstance(reply, RespError, f"the wiped node answered SADD: {reply!r}")
+            self.assertIn(reply.word, ("NOQUORUM", "TIMEOUT"), reply)
+            # No crash loop: it stays up (and keeps being refused) for several
+            # election timeouts; the peers never get a connection to it.
+            deadline = time.monotonic() + self.REFUSED_FOR
+            while time.monotonic() < deadline:
+                self.assertTrue(n3.alive(), f"the wiped node exited: {n3.proc.returncode}")
+                for peer in c.nodes[:2]:
+                    state = nodes_view(peer)[3]["state"]
+                    self.assertEqual(state, "unreachable",
+                                     f"node {peer.id} shows the refused node 3 as {state!r}")
+                time.sleep(0.2)
+            self.assertEqual(n3.pid, wiped_pid)
+            self.assertWritesContinue(writer)
+
+            # Never voted: a vote request from a peer carries the peer's term
+            # (>= 2: every term the cluster had), and receiving one would have
+            # raised the wiped node's term to it. It stayed at its bootstrap
+            # term 1, never knew a leader, never led.
+            samples = monitor.samples(wiped_pid)
+            self.assertGreater(len(samples), 10, "too few INFO samples of the wiped node")
+            cluster_terms = set(monitor.leaders) | set(monitor.leader_ids)
+            self.assertTrue(cluster_terms and min(cluster_terms) >= 2, cluster_terms)
+            for info in samples:
+                self.assertEqual((info["term"], info["leader_id"]), ("1", "0"),
+                                 f"the refused wiped node left its bootstrap term: {info}")
+                self.assertNotEqual(info["role"], "leader", info)
+            wiped_log = n3.log_text()[wiped_log_start:]
+            self.assertNotIn(b"leader is now", wiped_log,
+                             "the refused wiped node heard of (or became) a leader")
+            self.assertEqual(n3.terminate(), 0, "the wiped node's exit code on SIGTERM")
+
+            # The documented way back (docs/operations.md "Replacing a node"):
+            # remove 3, wipe, start it empty with --join under a new id, add,
+            # let it catch up, promote.
+            self.assertOk(command(c.node(2), "CSET.NODE", "REMOVE", 3), "REMOVE 3")
+            shutil.rmtree(n3.data_dir)
+            n4 = add_joining_node(c, 4, data_dir=n3.data_dir)
+            leader = c.wait_for_leader(among=c.nodes[:2])
+            self.assertOk(command(c.node(1), "CSET.NODE", "ADD", 4, f"127.0.0.1:{n4.peer_port}"),
+                          "ADD 4")
+            until(lambda: int(n4.info()["applied_index"]) >= int(leader.info()["commit_index"]),
+                  5 * E, what="node 4 to catch up")
+            self.assertOk(command(c.node(2), "CSET.NODE", "PROMOTE", 4), "PROMOTE 4")
+            members[:] = [c.node(1), c.node(2), n4]
+            self.assertConfig(members, voters=[1, 2, 4])
+            self.assertWritesContinue(writer)
+        finally:
+            acked = writer.finish()
+            monitor.finish()
+        self.assertFalse(writer.anomalies, writer.anomalies[:5])
+        # I5: a leader, and a write, within a bounded time.
+        t0 = time.monotonic()
+        leader = c.wait_for_leader(among=members, timeout=5 * E)
+        until(lambda: write_succeeds(leader, "c09-i5", f"p{time.monotonic_ns()}"),
+              max(0.1, 5 * E - (time.monotonic() - t0)), what="a write within 5E (I5)")
+        # I1: every acknowledged add on every member.
+        self.assertGreater(len(acked), 20)
+        self.assertAllPresent(members, "c09", acked)
+        # I3: at most one leader per term, seen as role=leader and as leader_id.
+        self.assertGreater(monitor.rounds, 20, "the INFO monitor barely ran")
+        self.assertTrue(monitor.leaders, "the INFO monitor never saw a leader")
+        for term, ids in sorted(monitor.leaders.items()):
+            self.assertEqual(len(ids), 1, f"term {term} had leaders {sorted(ids)} (I3)")
+        for term, ids in sorted(monitor.leader_ids.items()):
+            self.assertEqual(len(ids), 1, f"term {term}: nodes named leaders {sorted(ids)} (I3)")
+        print(f"\nC09: {len(acked)} acknowledged writes, {monitor.rounds} INFO rounds, "
+              f"{len(samples)} samples of the refused node, terms with a leader "
+              f"{sorted(monitor.leaders)}")
+
+
+class C09WipedNodeAndRestartedPeerTest(MembershipTestCase):
+    """C09, the harder order (found by this test's predecessor): an initial
+    member's record carried no incarnation, so a peer that restarted no
+    longer knew the original and accepted a wiped node under the same id; the
+    wiped node's empty log then voted, and an acknowledged write was lost.
+    Now the leader records every initial member's incarnation through the
+    log (a kUpdate configuration change) as soon as it knows it, so a peer
+    restarted since still refuses the wiped node."""
+
+    CTEST_PER_METHOD = True
+
+    def wait_records_confirmed(self, c, leader):
+        """Every initial member's incarnation committed and applied everywhere."""
+        for n in c.nodes:
+            until(lambda n=n: f"recording node {n.id}'s incarnation".encode()
+                  in leader.log_text(), 5 * E, what=f"the leader to record node {n.id}")
+        self.assertEqual(leader.client(timeout=5).sadd("c09r:fence", "x"), 1)
+        target = int(leader.info()["commit_index"])
+        for n in c.nodes:
+            until(lambda n=n: int(n.info()["applied_index"]) >= target, 5 * E,
+                  what=f"node {n.id} to apply index {target}")
+
+    def test_C09_wiped_node_refused_by_a_peer_restarted_since(self):
+        c = self.cluster = self.new_cluster(3)
+        a = c.wait_for_leader()
+        self.wait_records_confirmed(c, a)
+        b, wiped = [n for n in c.nodes if n is not a]
+        b.kill()
+        self.assertEqual(a.client(timeout=5).sadd("c09r", "X"), 1)  # on a and wiped only
+        a.kill()
         wiped.kill()
         shutil.rmtree(wiped.data_dir)
+        b.start()
         wiped.start()
-        c.wait_for_started([wiped])
-        # Its peers refuse it (the reason logged on both sides), and it
-        # never catches up with the write it lost.
-        until(lambda: any(b"data lost: node %d" % wiped.id in n.log_text() for n in others),
-              3 * E, what="a peer to refuse the wiped node")
-        self.assertEqual(others[0].client(timeout=5).sadd("wiped", "during"), 1)
-        # The documented way back: remove it, add it again under a new id.
+        c.wait_for_started([b, wiped])
+        # b refuses the wiped node: no quorum between them, so no leader.
+        until(lambda: b"data lost: node %d" % wiped.id in b.log_text(), 3 * E,
+              what=f"node {b.id} (restarted) to refuse the wiped node {wiped.id}")
+        time.sleep(2 * E)
+        for n in (b, wiped):
+            info = n.info()
+            self.assertNotEqual(info["role"], "leader",
+                                f"node {n.id} leads with the wiped node's vote: {info}")
+        a.start()
+        c.wait_for_started([a])
+        leader = c.wait_for_leader(among=[a, b])
+        self.assertIn(leader.id, (a.id, b.id))
+        for n in (a, b):
+            self.assertIn(b"X", first_read(n, "c09r"),
+                          f"the acknowledged add of X is missing on node {n.id}")
         self.assertEqual(wiped.terminate(), 0)
-        self.assertOk(command(others[0], "CSET.NODE", "REMOVE", wiped.id), "REMOVE wiped")
-        n4 = add_joining_node(c, 4)
-        self.assertOk(command(others[1], "CSET.NODE", "ADD", 4, f"127.0.0.1:{n4.peer_port}"),
-                      "ADD 4")
-        until(lambda: int(n4.info()["applied_index"]) >= int(leader.info()["commit_index"]),
-              5 * E, what="node 4 to catch up")
-        self.assertOk(command(others[0], "CSET.NODE", "PROMOTE", 4), "PROMOTE 4")
-        self.assertConfig(others + [n4], voters=sorted([n.id for n in others] + [4]))
-        self.assertAllPresent(others + [n4], "wiped", {b"before", b"during"})

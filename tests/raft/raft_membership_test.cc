@@ -69,6 +69,33 @@ TEST(RaftMembership, AddLearner) {
   EXPECT_EQ(c.node(4).sm.values(), std::vector<std::string>{"without-4"});
 }
 
+TEST(RaftMembership, UpdateReplacesARecordWithoutAJointConfiguration) {
+  // kUpdate changes only a member's record (the server records an initial
+  // member's incarnation this way): same voters, weights and tie-breaker, no
+  // joint step, on every node; a non-member or a removed id is refused.
+  Cluster c({1, 2, 3});
+  ASSERT_TRUE(c.campaign(1));
+  c.stabilize();
+  const Configuration before = c.raft(1).configuration();
+  auto idx = c.raft(1).propose_conf_change({{Type::kUpdate, 2, "peer=b;inc=42"}});
+  ASSERT_TRUE(idx.ok()) << idx.status().to_string();
+  EXPECT_FALSE(c.raft(1).configuration().joint());  // in force at once, never joint
+  c.stabilize();
+  ASSERT_EQ(c.raft(1).commit_index(), *idx);
+  for (NodeId id : {1, 2, 3}) {
+    const Configuration& cfg = c.raft(id).configuration();
+    EXPECT_FALSE(cfg.joint());
+    EXPECT_EQ(cfg.voters, before.voters);
+    EXPECT_EQ(cfg.tiebreaker, before.tiebreaker);
+    ASSERT_NE(cfg.member(2), nullptr);
+    EXPECT_EQ(cfg.member(2)->context, "peer=b;inc=42") << "node " << id;
+  }
+  EXPECT_FALSE(c.raft(1).propose_conf_change({{Type::kUpdate, 9, "x"}}).ok());
+  ASSERT_TRUE(c.raft(1).propose_conf_change({{Type::kRemove, 3, ""}}).ok());
+  c.stabilize();
+  EXPECT_FALSE(c.raft(1).propose_conf_change({{Type::kUpdate, 3, "x"}}).ok());
+}
+
 TEST(RaftMembership, PromoteGoesThroughAJointConfiguration) {
   Cluster c({1, 2, 3});
   with_learner_4(c);
