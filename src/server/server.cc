@@ -117,6 +117,7 @@ bool Server::Impl::open(StartError* error) {
   so.create_if_missing = true;
   so.new_incarnation = random_incarnation();
   so.block_cache_mb = opt_.block_cache_mb;
+  so.write_buffer_mb = opt_.write_buffer_mb;
   so.warn = [](const std::string& m) { spdlog::warn("storage: {}", m); };
   if (!exists && !opt_.join) so.cluster_id = cluster_id_for(opt_);
   auto store = storage::RocksStore::open(so);

@@ -54,6 +54,9 @@ struct ServerOptions {
   uint64_t heartbeat_ms = 100;
   uint64_t snapshot_entries = 10000;
   uint64_t block_cache_mb = 64;
+  /// RocksDB write buffer (memtable) size of the log and set families, MiB;
+  /// the others get a quarter. Also bounds the WAL's preallocation (1.1x).
+  uint64_t write_buffer_mb = 16;
   uint64_t max_key_bytes = 4096;
   uint64_t max_member_bytes = 65536;
   uint64_t max_request_bytes = 1536 * 1024;

@@ -107,7 +107,10 @@ class ChaosNode(Node):
         self.retired = False  # removed from the cluster and stopped
 
     def args(self):
-        a = super().args()
+        # A small write buffer keeps RocksDB's WAL preallocation (1.1x it) small,
+        # so a ballast filling the disk stops writes within a second or two
+        # (the disk nemesis) instead of after the preallocated space is used.
+        a = super().args() + ["--write-buffer-mb", str(disks.WRITE_BUFFER_MB)]
         i = a.index("--initial-cluster")
         if self.join:
             del a[i:i + 2]

@@ -1,12 +1,12 @@
 """Small per-node file systems for the chaos runs: a disk that can be filled.
 
 Every csetd data directory of a chaos run is its own size-limited tmpfs
-(DISK_SIZE, 17 MiB), mounted before the node's first start, the way
-tests/integration/test_nospace.py mounts its disks. The tmpfs is smaller than
-RocksDB's WAL preallocation (1.1 x the 16 MiB write buffer), so no WAL has
-room reserved in advance: once a ballast file has taken the free space, the
-next append to the WAL fails with ENOSPC and the node reports it (INFO raft
-`storage_failed:1`, `NOSPACE` to clients).
+(DISK_SIZE, 64 MiB), mounted before the node's first start, the way
+tests/integration/test_nospace.py mounts its disks. Nodes run with a 1 MiB
+write buffer, so a WAL has little room reserved in advance: once a ballast
+file has taken the free space, appends to the WAL fail with ENOSPC within
+about 1 MiB and the node reports it (INFO raft `storage_failed:1`, `NOSPACE`
+to clients).
 
 Cleanup, so that no mount outlives its run or leaks into the next one:
   - Disks.unmount_all() is called from the run's `finally`;
@@ -31,14 +31,15 @@ import shutil
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _MNT_DETACH = 2
 
-# Below RocksDB's WAL preallocation (16 MiB write buffer + 10 % = 18454937
-# bytes), as test_nospace.py's 16 MiB: a WAL's fallocate fails and reserves
-# nothing. On a larger tmpfs every WAL reserves 17.6 MiB up front and a
-# ballast would not stop its appends. A node's data grows by about 30 KB/s
-# under the default workload (the Raft log is compacted, but the WAL is kept
-# until a 16 MiB memtable flushes): about 13 MiB after 300 s, starting from 4.
-DISK_SIZE = "17m"
-DISK_BYTES = 17 << 20
+# Every node runs with --write-buffer-mb WRITE_BUFFER_MB, so a WAL preallocates
+# only 1.1 MiB (RocksDB reserves 1.1 x the write buffer with fallocate, and a
+# ballast cannot take space a WAL already reserved): once the ballast has
+# taken the free space, appends fail within that much WAL, a second or two.
+# 64 MiB holds a 300 s release run at full speed (about 350,000 operations on
+# 5 nodes filled 16.6 MiB, mostly the sets of the rotated keys).
+WRITE_BUFFER_MB = 1
+DISK_SIZE = "64m"
+DISK_BYTES = 64 << 20
 # A disk fuller than this without a ballast fails the run: it outgrew its
 # disk (a natural NOSPACE would blur every later check).
 DISK_FULL_WARNING = 0.9
