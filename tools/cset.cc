@@ -3,10 +3,19 @@
 // forward to the leader, so any endpoint will do, and the next one in
 // --endpoints is tried when one is down (rules in tools/cset_client.h).
 //
+// Writes (add, rem) run in a client session (docs/sessions.md): cset opens
+// one with CSET.SESSION and sends each write as CSET.SEQ; when a reply is
+// lost (connection dropped, no answer in time, TIMEOUT) it sends the same
+// (session, sequence) to the next endpoint, and the cluster answers the retry
+// with the first attempt's answer instead of applying it again. So `cset add`
+// prints the original outcome: added (exit 0) when its own first attempt
+// added the member, "already present" (exit 1) only when it was there before.
+//
 // Exit codes: 0 success; 1 a negative answer (has: absent; add: a member was
 // already present); 2 usage, or a request the cluster refused as malformed
 // (ERR, TOOBIG, NOAUTH, WRONGPASS); 3 no quorum, timeout, cannot persist, busy,
-// removed or unreachable, with the error's code word on stderr.
+// removed, an expired session (SESSIONEXPIRED) or unreachable, with the
+// error's code word on stderr.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
@@ -51,8 +60,8 @@ int print_failure(const Status& status) {
 
 // An error reply: prints it whole (it starts with its code word).
 int print_error_reply(const Reply& reply) {
-  static const std::set<std::string> kUnavailableWords = {"NOQUORUM", "TIMEOUT", "NOSPACE", "BUSY",
-                                                          "REMOVED",  "LOADING", "TRYAGAIN"};
+  static const std::set<std::string> kUnavailableWords = {
+      "NOQUORUM", "TIMEOUT", "NOSPACE", "BUSY", "REMOVED", "LOADING", "TRYAGAIN", "SESSIONEXPIRED"};
   std::cerr << "cset: " << reply.text << "\n";
   return kUnavailableWords.count(reply.code_word()) ? kExitUnavailable : kExitUsage;
 }
@@ -89,9 +98,52 @@ std::vector<std::string> distinct(const std::vector<std::string>& members) {
   return out;
 }
 
+// ---- client sessions (docs/sessions.md) -------------------------------------------
+
+// This invocation's session: opened once, one sequence number per write.
+struct Session {
+  uint64_t id = 0;  // 0: none (a server without sessions): plain writes
+  uint64_t next_sequence = 1;
+};
+
+// Opens a session with CSET.SESSION [TIMEOUT ms]. Returns -1 when done (a
+// server that does not know the command leaves `session.id` 0), else the
+// exit code after printing the failure. Sending it again after a lost reply
+// is harmless: an unused session just expires.
+int open_session(FailoverClient& client, uint64_t timeout_ms, Session& session) {
+  Command command{"CSET.SESSION"};
+  if (timeout_ms > 0) {
+    command.push_back("TIMEOUT");
+    command.push_back(std::to_string(timeout_ms));
+  }
+  auto replies = client.run({command}, Idempotence::kExactlyOnce);
+  if (!replies) return print_failure(replies.status());
+  const Reply& reply = (*replies)[0];
+  if (reply.is_error() && reply.text.rfind("ERR unknown command", 0) == 0) return -1;
+  if (reply.is_error()) return print_error_reply(reply);
+  if (reply.type != Reply::Type::kInteger || reply.integer < 1) return print_unexpected(reply);
+  session.id = static_cast<uint64_t>(reply.integer);
+  return -1;
+}
+
+// Runs `commands`, whose last one is a write: in the session (CSET.SEQ, sent
+// again on the next endpoint when its reply is lost), or as a plain write.
+Result<std::vector<Reply>> run_write(FailoverClient& client, Session& session,
+                                     std::vector<Command> commands) {
+  if (session.id == 0) return client.run(commands, Idempotence::kNotIdempotent);
+  const std::string sequence = std::to_string(session.next_sequence++);
+  // Every earlier write of this session was answered: lowest_unacked is
+  // this request's own sequence.
+  Command wrapped{"CSET.SEQ", std::to_string(session.id), sequence, sequence};
+  wrapped.insert(wrapped.end(), commands.back().begin(), commands.back().end());
+  commands.back() = std::move(wrapped);
+  return client.run(commands, Idempotence::kExactlyOnce);
+}
+
 // One member: CSET.ADD, whose EXISTS answer is exact.
-int add_one(FailoverClient& client, const std::string& key, const std::string& member) {
-  auto replies = client.run({{"CSET.ADD", key, member}}, Idempotence::kNotIdempotent);
+int add_one(FailoverClient& client, Session& session, const std::string& key,
+            const std::string& member) {
+  auto replies = run_write(client, session, {{"CSET.ADD", key, member}});
   if (!replies) return print_failure(replies.status());
   const Reply& reply = (*replies)[0];
   if (reply.code_word() == "EXISTS") {
@@ -99,33 +151,43 @@ int add_one(FailoverClient& client, const std::string& key, const std::string& m
     return kExitNegative;
   }
   if (reply.is_error()) return print_error_reply(reply);
+  std::cout << "added: " << member << "\n";
   return kExitOk;
 }
 
 // Several members: one SADD (one log entry), preceded on the same connection
 // by an SMISMEMBER that tells which members were present. A concurrent change
-// between the two can make that list inexact; then only the count is given.
-int add_many(FailoverClient& client, const std::string& key,
+// between the two (or a retry after a lost reply, whose SMISMEMBER sees the
+// first attempt's members) can make that list inexact; then only the count
+// is given.
+int add_many(FailoverClient& client, Session& session, const std::string& key,
              const std::vector<std::string>& members) {
   Command check{"SMISMEMBER", key};
   Command add{"SADD", key};
   check.insert(check.end(), members.begin(), members.end());
   add.insert(add.end(), members.begin(), members.end());
-  auto replies = client.run({check, add}, Idempotence::kNotIdempotent);
+  auto replies = run_write(client, session, {check, add});
   if (!replies) return print_failure(replies.status());
   const Reply& added = (*replies)[1];
   if (added.is_error()) return print_error_reply(added);
   if (added.type != Reply::Type::kInteger) return print_unexpected(added);
   const int64_t present_count = static_cast<int64_t>(members.size()) - added.integer;
-  if (present_count <= 0) return kExitOk;
   const Reply& before = (*replies)[0];
   std::vector<std::string> present;
+  std::vector<std::string> absent;
   if (before.type == Reply::Type::kArray && before.elements.size() == members.size()) {
     for (size_t i = 0; i < members.size(); ++i) {
-      if (before.elements[i].integer == 1) present.push_back(members[i]);
+      (before.elements[i].integer == 1 ? present : absent).push_back(members[i]);
     }
   }
-  if (static_cast<int64_t>(present.size()) == present_count) {
+  const bool exact = static_cast<int64_t>(present.size()) == present_count;
+  if (exact) {
+    for (const std::string& member : absent) std::cout << "added: " << member << "\n";
+  } else {
+    std::cout << "added: " << added.integer << " of the given members\n";
+  }
+  if (present_count <= 0) return kExitOk;
+  if (exact) {
     for (const std::string& member : present) std::cerr << "already present: " << member << "\n";
   } else {
     std::cerr << "already present: " << present_count
@@ -134,20 +196,22 @@ int add_many(FailoverClient& client, const std::string& key,
   return kExitNegative;
 }
 
-int cmd_add(FailoverClient& client, const std::string& key,
+int cmd_add(FailoverClient& client, Session& session, const std::string& key,
             const std::vector<std::string>& members) {
   std::vector<std::string> unique = distinct(members);
-  if (unique.size() == 1) return add_one(client, key, unique[0]);
-  return add_many(client, key, unique);
+  if (unique.size() == 1) return add_one(client, session, key, unique[0]);
+  return add_many(client, session, key, unique);
 }
 
-int cmd_rem(FailoverClient& client, const std::string& key,
+int cmd_rem(FailoverClient& client, Session& session, const std::string& key,
             const std::vector<std::string>& members) {
   Command command{"SREM", key};
   command.insert(command.end(), members.begin(), members.end());
-  return run_one(client, command, Idempotence::kNotIdempotent, [](const Reply& reply) {
-    return reply.type == Reply::Type::kInteger ? kExitOk : print_unexpected(reply);
-  });
+  auto replies = run_write(client, session, {command});
+  if (!replies) return print_failure(replies.status());
+  const Reply& reply = (*replies)[0];
+  if (reply.is_error()) return print_error_reply(reply);
+  return reply.type == Reply::Type::kInteger ? kExitOk : print_unexpected(reply);
 }
 
 int cmd_has(FailoverClient& client, const std::string& key, const std::string& member) {
@@ -396,13 +460,19 @@ present); 2 usage or a refused request (ERR, TOOBIG, NOAUTH); 3 no quorum, timeo
 no space, busy, removed or unreachable (the code word is printed on stderr).
 
 Endpoints are tried in order: on to the next when one cannot be connected to or
-answers NOQUORUM or REMOVED; reads also when a connection fails mid-request. A
-write whose connection failed after sending is never re-sent (outcome unknown).
+answers NOQUORUM or REMOVED; reads also when a connection fails mid-request.
+add and rem run in a client session (CSET.SESSION, CSET.SEQ): when a reply is
+lost (connection failed, no answer in time, TIMEOUT) the same request goes to
+the next endpoint, and the cluster answers it with the first attempt's answer
+instead of applying it twice. SESSIONEXPIRED (exit 3): the session expired
+before the retry; it was not applied again.
 
 add with one member uses CSET.ADD (exact). With several, it sends SMISMEMBER and
 SADD (one atomic log entry) on one connection: new members are added, and the
-members that were present are named; a concurrent change by another client
-between the two can hide which (then only their number is printed).
+members added ("added: M" on stdout) and those that were present ("already
+present: M" on stderr) are named; a concurrent change by another client, or a
+retry after a lost reply, between the two can hide which (then only their
+number is printed).
 members prints one member a line, raw bytes (a member holding a newline is
 ambiguous there; use redis-cli --raw for those). Put "--" before members that
 start with "-".)";
@@ -482,6 +552,7 @@ struct Args {
   uint64_t id = 0;
   std::string address;
   bool voter = false;
+  uint64_t session_timeout_ms = 0;
 };
 
 int run(int argc, char** argv) {
@@ -505,6 +576,12 @@ int run(int argc, char** argv) {
             return {};
           },
           ""))
+      ->capture_default_str();
+
+  app.add_option("--session-timeout", args.session_timeout_ms,
+                 "ms the cluster keeps this client's session (retries of add/rem after it "
+                 "answer SESSIONEXPIRED); 0: the cluster's default (1 hour, also the maximum)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{3'600'000}))
       ->capture_default_str();
 
   auto* add = app.add_subcommand("add", "KEY MEMBER...: add; exit 1 if one was present");
@@ -564,8 +641,14 @@ int run(int argc, char** argv) {
   if (*bench) return cmd_bench(std::move(*endpoints), args.timeout_ms, bench_args);
   FailoverClient client(std::move(*endpoints), milliseconds(args.timeout_ms));
   const std::string id = std::to_string(args.id);
-  if (*add) return cmd_add(client, args.key, args.members);
-  if (*rem) return cmd_rem(client, args.key, args.members);
+  if (*add || *rem) {
+    Session session;
+    if (int failed = open_session(client, args.session_timeout_ms, session); failed >= 0) {
+      return failed;
+    }
+    if (*add) return cmd_add(client, session, args.key, args.members);
+    return cmd_rem(client, session, args.key, args.members);
+  }
   if (*has) return cmd_has(client, args.key, args.member);
   if (*members) return cmd_members(client, args.key);
   if (*size) return cmd_size(client, args.key);

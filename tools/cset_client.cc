@@ -134,8 +134,14 @@ Result<std::vector<Reply>> exchange(redisContext& context, const std::vector<Com
 
 // True when every reply says nothing changed here and another node may do
 // better (see the failover rules in the header).
-bool try_elsewhere(const std::vector<Reply>& replies) {
+bool try_elsewhere(const std::vector<Reply>& replies, Idempotence idempotence) {
   if (replies.empty()) return false;
+  if (idempotence == Idempotence::kExactlyOnce) {
+    // A session write may be re-sent: one that timed out goes on too.
+    for (const Reply& reply : replies) {
+      if (reply.code_word() == "TIMEOUT") return true;
+    }
+  }
   for (const Reply& reply : replies) {
     std::string word = reply.code_word();
     if (word != "NOQUORUM" && word != "REMOVED") return false;
@@ -233,7 +239,7 @@ Result<std::vector<Reply>> FailoverClient::run(const std::vector<Command>& comma
       continue;
     }
     answered_ = i;
-    if (try_elsewhere(*replies) && i + 1 < endpoints_.size()) {
+    if (try_elsewhere(*replies, idempotence) && i + 1 < endpoints_.size()) {
       elsewhere_replies = std::move(*replies);
       continue;
     }

@@ -7,10 +7,15 @@
 //   - every reply says nothing changed and another node may do better:
 //     NOQUORUM (this node sees no quorum; another may) or REMOVED, or
 //   - the connection failed after sending and the caller marked the request
-//     kIdempotent (a read: sending it again cannot change anything).
-// A write whose connection failed after it was sent is never re-sent (that
-// is how duplicates are born, DESIGN.md "Semantics"): it fails with TIMEOUT
-// or UNREACHABLE and a message saying the outcome is unknown.
+//     kIdempotent (a read: sending it again cannot change anything) or
+//     kExactlyOnce (a write in a client session, CSET.SEQ: the cluster
+//     applies one (session, sequence) at most once and answers a retry with
+//     the first answer, docs/sessions.md), or
+//   - a kExactlyOnce request was answered TIMEOUT (outcome unknown): the same
+//     (session, sequence) is sent to the next endpoint.
+// A plain write whose connection failed after it was sent is never re-sent
+// (that is how duplicates are born, DESIGN.md "Semantics"): it fails with
+// TIMEOUT or UNREACHABLE and a message saying the outcome is unknown.
 //
 // Errors: Status with kUnavailable ("UNREACHABLE", nothing was answered) or
 // kTimeout (no answer in time); server error replies are not errors here but
@@ -57,7 +62,7 @@ struct Reply {
   std::string as_text() const;
 };
 
-enum class Idempotence : uint8_t { kIdempotent, kNotIdempotent };
+enum class Idempotence : uint8_t { kIdempotent, kNotIdempotent, kExactlyOnce };
 
 using Command = std::vector<std::string>;
 

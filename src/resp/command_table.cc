@@ -58,6 +58,12 @@ constexpr ArgSpec kNodeAddArgs[] = {{"id", ArgType::kInteger, ""},
                                     {"address", ArgType::kString, ""},
                                     {"role", ArgType::kOneOf, "", kOpt, kRoleChoices}};
 constexpr ArgSpec kNodeIdArgs[] = {{"id", ArgType::kInteger, ""}};
+constexpr ArgSpec kSessionArgs[] = {{"timeout", ArgType::kInteger, "TIMEOUT", kOpt}};
+constexpr ArgSpec kSeqArgs[] = {{"session", ArgType::kInteger, ""},
+                                {"sequence", ArgType::kInteger, ""},
+                                {"lowest-unacked", ArgType::kInteger, ""},
+                                {"command", ArgType::kString, ""},
+                                {"arg", ArgType::kString, "", kMulti}};
 
 constexpr uint32_t kConnFast =
     kFlagNoScript | kFlagLoading | kFlagStale | kFlagFast | kFlagNoAuth | kFlagAllowBusy;
@@ -242,6 +248,16 @@ constexpr CommandSpec kCommands[] = {
     plain(CommandId::kCsetLeader, "cset.leader", "cset.leader", -2, 0, kCatSlow, "cluster", "0.1.0",
           "A container for leadership commands", "Depends on subcommand.", {},
           kCsetLeaderSubcommands),
+    plain(CommandId::kCsetSession, "cset.session", "cset.session", -1, kFlagWrite | kFlagFast,
+          kCatWrite | kCatFast | kCatConnection, "connection", "0.2.0",
+          "Open a client session (through the log) for exactly-once retries; returns its id",
+          "O(1)", kSessionArgs),
+    // Not @set: it also wraps DEL (@keyspace).
+    plain(CommandId::kCsetSeq, "cset.seq", "cset.seq", -6, kFlagWrite | kFlagDenyOom,
+          kCatWrite | kCatKeyspace | kCatSlow, "generic", "0.2.0",
+          "Run SADD, SREM, DEL, CSET.ADD or CSET.REM at most once in a client session; a retry "
+          "gets the first answer",
+          "The wrapped command's", kSeqArgs),
 };
 
 }  // namespace

@@ -364,6 +364,71 @@ Result<Request> parse_cluster_command(const CommandSpec& spec, Args args) {
   }
 }
 
+// ---- client sessions --------------------------------------------------------------
+
+// An integer from `min` to 2^63-1.
+Result<uint64_t> parse_count(std::string_view text, int64_t min) {
+  std::optional<int64_t> value = parse_int64(text);
+  if (!value || *value < min) return not_an_integer();
+  return static_cast<uint64_t>(*value);
+}
+
+Result<Request> parse_session(Args args) {
+  CsetSession session;
+  if (args.size() == 1) return Request(session);
+  if (args.size() != 3 || !iequals(args[1], "timeout")) return syntax_error();
+  auto timeout = parse_count(args[2], 1);
+  if (!timeout) return timeout.status();
+  session.timeout_ms = *timeout;
+  return Request(session);
+}
+
+Result<Request> dispatch(const CommandSpec& spec, Args args, const Limits& limits);
+
+bool wrappable(CommandId id) {
+  return id == CommandId::kSadd || id == CommandId::kSrem || id == CommandId::kDel ||
+         id == CommandId::kCsetAdd || id == CommandId::kCsetRem;
+}
+
+Result<Request> parse_seq(Args args, const Limits& limits) {
+  CsetSeq seq;
+  auto session = parse_count(args[1], 1);
+  if (!session) return session.status();
+  auto sequence = parse_count(args[2], 0);
+  if (!sequence) return sequence.status();
+  auto lowest = parse_count(args[3], 0);
+  if (!lowest) return lowest.status();
+  if (*lowest > *sequence) {
+    return err("lowest unacknowledged sequence above the request's own sequence");
+  }
+  seq.session = *session;
+  seq.sequence = *sequence;
+  seq.lowest_unacked = *lowest;
+  // Resolved before it is parsed, so CSET.SEQ never nests (no recursion).
+  auto spec = resolve_command(args.subspan(4));
+  if (!spec) return spec.status();
+  if (!wrappable((*spec)->id)) {
+    return err("CSET.SEQ wraps only SADD, SREM, DEL, CSET.ADD and CSET.REM");
+  }
+  auto inner = dispatch(**spec, args.subspan(4), limits);
+  if (!inner) return inner.status();
+  Request& request = *inner;
+  if (auto* r = std::get_if<Sadd>(&request)) {
+    seq.write = std::move(*r);
+  } else if (auto* r = std::get_if<Srem>(&request)) {
+    seq.write = std::move(*r);
+  } else if (auto* r = std::get_if<Del>(&request)) {
+    seq.write = std::move(*r);
+  } else if (auto* r = std::get_if<CsetAdd>(&request)) {
+    seq.write = std::move(*r);
+  } else if (auto* r = std::get_if<CsetRem>(&request)) {
+    seq.write = std::move(*r);
+  } else {
+    return err("CSET.SEQ wraps only SADD, SREM, DEL, CSET.ADD and CSET.REM");
+  }
+  return Request(std::move(seq));
+}
+
 Result<Request> dispatch(const CommandSpec& spec, Args args, const Limits& limits) {
   switch (spec.id) {
     case CommandId::kSadd:
@@ -418,6 +483,10 @@ Result<Request> dispatch(const CommandSpec& spec, Args args, const Limits& limit
     case CommandId::kCsetNodeRemove:
     case CommandId::kCsetLeaderTransfer:
       return parse_cluster_command(spec, args);
+    case CommandId::kCsetSession:
+      return parse_session(args);
+    case CommandId::kCsetSeq:
+      return parse_seq(args, limits);
     case CommandId::kClient:
     case CommandId::kConfig:
     case CommandId::kCsetNode:

@@ -28,9 +28,16 @@
 // before the command's own syntax.
 //
 // Typed requests own their strings: they outlive the parser's buffer while
-// a proposal commits. Extension point: a CSET.SESSION command (client
-// sessions, Raft dissertation §6.3) adds one CommandId, one table entry and
-// one struct to `Request`.
+// a proposal commits.
+//
+// ## Client sessions (docs/sessions.md; Raft dissertation §6.3)
+// `CSET.SESSION [TIMEOUT ms]` opens a session (an integer id);
+// `CSET.SEQ session sequence lowest_unacked COMMAND args...` runs one write
+// (SADD, SREM, DEL, CSET.ADD, CSET.REM) in it, at most once per (session,
+// sequence). The wrapped command is parsed with every check of its own
+// (arity, syntax, limits), and its errors are its own; CSET.SEQ's numbers
+// are integers from 0 to 2^63-1 (the session id from 1), with
+// lowest_unacked <= sequence.
 //
 // Thread-safety: the table is immutable; all functions are pure.
 #pragma once
@@ -100,6 +107,8 @@ enum class CommandId : uint8_t {
   kCsetLeader,
   kCsetLeaderTransfer,
   kCsetLeaderHelp,
+  kCsetSession,
+  kCsetSeq,
 };
 
 /// Command flags, named in COMMAND's reply as Redis names them.
@@ -300,16 +309,28 @@ struct CsetNodeRemove {
 struct CsetLeaderTransfer {
   uint64_t id = 0;
 };
+struct CsetSession {
+  uint64_t timeout_ms = 0;  // 0: the server's default
+};
+/// The writes CSET.SEQ may wrap.
+using SessionWrite = std::variant<Sadd, Srem, Del, CsetAdd, CsetRem>;
+struct CsetSeq {
+  uint64_t session = 0;
+  uint64_t sequence = 0;
+  uint64_t lowest_unacked = 0;
+  SessionWrite write;
+};
 /// A container's HELP; answered from the table by write_help().
 struct Help {
   const CommandSpec* container = nullptr;
 };
 
-using Request = std::variant<Sadd, Srem, Sismember, Smismember, Smembers, Scard, Sscan, Del, Exists,
-                             Scan, Ping, Echo, Hello, Auth, Quit, Select, ClientSetname,
-                             ClientGetname, ClientId, ClientSetinfo, ClientInfo, CommandQuery, Info,
-                             ConfigGet, CsetAdd, CsetRem, CsetNodes, CsetStatus, CsetNodeAdd,
-                             CsetNodePromote, CsetNodeRemove, CsetLeaderTransfer, Help>;
+using Request =
+    std::variant<Sadd, Srem, Sismember, Smismember, Smembers, Scard, Sscan, Del, Exists, Scan, Ping,
+                 Echo, Hello, Auth, Quit, Select, ClientSetname, ClientGetname, ClientId,
+                 ClientSetinfo, ClientInfo, CommandQuery, Info, ConfigGet, CsetAdd, CsetRem,
+                 CsetNodes, CsetStatus, CsetNodeAdd, CsetNodePromote, CsetNodeRemove,
+                 CsetLeaderTransfer, Help, CsetSession, CsetSeq>;
 
 struct ParsedRequest {
   const CommandSpec* spec;  // the command or subcommand matched (flags, name)

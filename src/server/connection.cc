@@ -233,37 +233,61 @@ class Connection : public std::enable_shared_from_this<Connection> {
         arrival_ms_);
   }
 
-  void run(resp::Sadd& r) {
-    write_command(set::Command::add(r.key, r.members),
+  using WriteReply = void (*)(const Status&, const set::ApplyResult&, resp::ReplyWriter&);
+
+  static void reply_count(const Status&, const set::ApplyResult& a, resp::ReplyWriter& w) {
+    w.integer(static_cast<int64_t>(a.count));
+  }
+  static void reply_strict_add(const Status&, const set::ApplyResult& a, resp::ReplyWriter& w) {
+    if (a.status.code() == Code::kExists) {
+      w.error("EXISTS member already present");
+    } else {
+      w.ok();
+    }
+  }
+  static void reply_ok(const Status&, const set::ApplyResult&, resp::ReplyWriter& w) { w.ok(); }
+
+  // The log command of each write and how its result is answered. A retry in
+  // a session (CSET.SEQ) gets the stored result, so the same reply bytes.
+  static std::pair<set::Command, WriteReply> write_of(resp::Sadd& r) {
+    return {set::Command::add(std::move(r.key), std::move(r.members)), reply_count};
+  }
+  static std::pair<set::Command, WriteReply> write_of(resp::Srem& r) {
+    return {set::Command::rem(std::move(r.key), std::move(r.members)), reply_count};
+  }
+  static std::pair<set::Command, WriteReply> write_of(resp::Del& r) {
+    return {set::Command::del(std::move(r.keys)), reply_count};
+  }
+  static std::pair<set::Command, WriteReply> write_of(resp::CsetAdd& r) {
+    return {set::Command::add_strict(std::move(r.key), std::move(r.member)), reply_strict_add};
+  }
+  static std::pair<set::Command, WriteReply> write_of(resp::CsetRem& r) {
+    return {set::Command::rem(std::move(r.key), {std::move(r.member)}), reply_ok};
+  }
+
+  template <typename W>
+  void run_write(W& r) {
+    auto [command, reply] = write_of(r);
+    write_command(std::move(command), reply);
+  }
+  void run(resp::Sadd& r) { run_write(r); }
+  void run(resp::Srem& r) { run_write(r); }
+  void run(resp::Del& r) { run_write(r); }
+  void run(resp::CsetAdd& r) { run_write(r); }
+  void run(resp::CsetRem& r) { run_write(r); }
+
+  // Client sessions (docs/sessions.md): the session id is the log index of
+  // the REGISTER entry.
+  void run(resp::CsetSession& r) {
+    write_command(set::Command::register_session(r.timeout_ms),
                   [](const Status&, const set::ApplyResult& a, resp::ReplyWriter& w) {
-                    w.integer(static_cast<int64_t>(a.count));
+                    w.integer(static_cast<int64_t>(a.index));
                   });
   }
-  void run(resp::Srem& r) {
-    write_command(set::Command::rem(r.key, r.members),
-                  [](const Status&, const set::ApplyResult& a, resp::ReplyWriter& w) {
-                    w.integer(static_cast<int64_t>(a.count));
-                  });
-  }
-  void run(resp::Del& r) {
-    write_command(set::Command::del(r.keys),
-                  [](const Status&, const set::ApplyResult& a, resp::ReplyWriter& w) {
-                    w.integer(static_cast<int64_t>(a.count));
-                  });
-  }
-  void run(resp::CsetAdd& r) {
-    write_command(set::Command::add_strict(r.key, r.member),
-                  [](const Status&, const set::ApplyResult& a, resp::ReplyWriter& w) {
-                    if (a.status.code() == Code::kExists) {
-                      w.error("EXISTS member already present");
-                    } else {
-                      w.ok();
-                    }
-                  });
-  }
-  void run(resp::CsetRem& r) {
-    write_command(set::Command::rem(r.key, {r.member}),
-                  [](const Status&, const set::ApplyResult&, resp::ReplyWriter& w) { w.ok(); });
+  void run(resp::CsetSeq& r) {
+    auto [command, reply] = std::visit([](auto& inner) { return write_of(inner); }, r.write);
+    command.session = set::SessionHeader{r.session, r.sequence, r.lowest_unacked};
+    write_command(std::move(command), reply);
   }
 
   // --- Reads --------------------------------------------------------------

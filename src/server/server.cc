@@ -806,6 +806,14 @@ void Server::Impl::flush_proposals() {
     }
   }
   if (batch.empty()) return;
+  // The leader stamps every command with its wall clock: the state machine's
+  // clock (client-session expiry) is derived from these stamps, and never
+  // goes back even when a later leader's clock is behind (set/state_machine.h).
+  const uint64_t wall_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  for (std::string& command : batch) set::stamp_command_time(command, wall_ms);
   auto last = raft_->propose(std::move(batch));
   if (!last.ok()) {
     // Not proposed: local ones try again (or time out as NOQUORUM); remote
@@ -869,8 +877,12 @@ void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
                                "leadership changed before the write committed; it was not applied"),
                         {});
     } else {
-      complete_proposal(p.request_id, r.status.code() == Code::kCorrupt ? r.status : Status::ok(),
-                        r);
+      // Refusals by the state machine (nothing changed) answer as errors;
+      // EXISTS and TOOBIG are results the connection turns into replies.
+      const Code code = r.status.code();
+      const bool refused =
+          code == Code::kCorrupt || code == Code::kSessionExpired || code == Code::kErr;
+      complete_proposal(p.request_id, refused ? r.status : Status::ok(), r);
     }
   }
   // Proposals below the applied index that were not applied here were

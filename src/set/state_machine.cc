@@ -3,6 +3,7 @@
 #include <array>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "set/command.h"
 #include "set/encoding.h"
@@ -16,8 +17,19 @@ constexpr std::string_view kMetaConfig = "C";
 constexpr std::string_view kMetaFormat = "F";
 constexpr char kMetaCardinalityTag = 'K';
 constexpr char kMetaSessionTag = 'S';
+constexpr std::string_view kMetaClock = "SC";
+constexpr std::string_view kMetaSessionPrefix = "SS";
+constexpr std::string_view kMetaResultPrefix = "SR";
 constexpr std::string_view kSnapshotMagic = "CSETSNAP";
-constexpr uint8_t kSnapshotVersion = 1;
+constexpr uint8_t kSnapshotVersion = 2;
+constexpr uint8_t kSnapshotVersion1 = 1;
+constexpr uint8_t kStateFormatVersion1 = 1;
+constexpr size_t kSessionRecordBytes = 24;
+
+// Codes of a stored session result (the "SR" records): a persisted format,
+// independent of the Code enum's numbering.
+enum class StoredCode : uint8_t { kOk = 0, kExists = 1, kTooBig = 2 };
+constexpr uint8_t kMaxStoredCode = 2;
 
 std::string cardinality_key(std::string_view key) {
   std::string k(1, kMetaCardinalityTag);
@@ -32,6 +44,99 @@ std::string fixed64(uint64_t v) {
 }
 
 Status corrupt(std::string message) { return Status(Code::kCorrupt, std::move(message)); }
+
+bool known_format(std::string_view value) {
+  return value.size() == 1 && (static_cast<uint8_t>(value[0]) == kStateFormatVersion1 ||
+                               static_cast<uint8_t>(value[0]) == kStateFormatVersion);
+}
+
+// ---- session records ----
+
+std::string session_key(uint64_t id) {
+  std::string k(kMetaSessionPrefix);
+  detail::put_fixed64(k, id);
+  return k;
+}
+
+std::string result_key(uint64_t id, uint64_t sequence) {
+  std::string k(kMetaResultPrefix);
+  detail::put_fixed64(k, id);
+  detail::put_fixed64(k, sequence);
+  return k;
+}
+
+std::string encode_session(const SessionInfo& info) {
+  std::string v;
+  detail::put_fixed64(v, info.last_active_ms);
+  detail::put_fixed64(v, info.timeout_ms);
+  detail::put_fixed64(v, info.lowest_unacked);
+  return v;
+}
+
+std::optional<SessionInfo> decode_session(std::string_view v) {
+  if (v.size() != kSessionRecordBytes) return std::nullopt;
+  return SessionInfo{detail::read_fixed64(v), detail::read_fixed64(v.substr(8)),
+                     detail::read_fixed64(v.substr(16))};
+}
+
+uint64_t expire_at(const SessionInfo& info) {
+  uint64_t at = info.last_active_ms + info.timeout_ms;
+  return at < info.last_active_ms ? UINT64_MAX : at;  // saturating
+}
+
+// What a retry must match: the command's op, key and arguments.
+uint32_t fingerprint(const Command& command) {
+  std::string text(1, static_cast<char>(command.op));
+  detail::put_bytes(text, command.key);
+  for (const std::string& arg : command.args) detail::put_bytes(text, arg);
+  return detail::crc32c(text);
+}
+
+struct StoredResult {
+  StoredCode code = StoredCode::kOk;
+  uint64_t count = 0;
+  uint32_t fingerprint = 0;
+};
+
+std::string encode_result(const StoredResult& r) {
+  std::string v(1, static_cast<char>(r.code));
+  detail::put_varint(v, r.count);
+  detail::put_fixed32(v, r.fingerprint);
+  return v;
+}
+
+std::optional<StoredResult> decode_result(std::string_view v) {
+  detail::Reader in(v);
+  uint8_t code = 0;
+  StoredResult r;
+  std::string_view fp;
+  if (!in.get_u8(code) || code > kMaxStoredCode || !in.get_varint(r.count) || !in.get_raw(4, fp) ||
+      !in.done()) {
+    return std::nullopt;
+  }
+  r.code = static_cast<StoredCode>(code);
+  r.fingerprint = detail::read_fixed32(fp);
+  return r;
+}
+
+// The result statuses the set commands produce (apply_set_command), and back.
+Status status_of(StoredCode code) {
+  switch (code) {
+    case StoredCode::kExists:
+      return Status(Code::kExists, "member already present");
+    case StoredCode::kTooBig:
+      return Status(Code::kTooBig, "key longer than 2^32-1 bytes");
+    case StoredCode::kOk:
+      break;
+  }
+  return Status::ok();
+}
+
+StoredCode stored_code_of(const Status& status) {
+  if (status.code() == Code::kExists) return StoredCode::kExists;
+  if (status.code() == Code::kTooBig) return StoredCode::kTooBig;
+  return StoredCode::kOk;
+}
 
 // Decodes a u64be meta value. Errors: kCorrupt when it is not 8 bytes.
 Result<uint64_t> parse_u64(std::string_view value, std::string_view what) {
@@ -94,7 +199,13 @@ class StateMachine::Overlay {
 
   /// Every present key starting with `prefix`, merged with the pending writes.
   Result<std::vector<std::string>> keys_with_prefix(Space s, std::string_view prefix) const {
-    std::string end = detail::prefix_successor(prefix);
+    return keys_in_range(s, prefix, detail::prefix_successor(prefix));
+  }
+
+  /// Every present key in [start, end) (end empty: no bound), merged with
+  /// the pending writes.
+  Result<std::vector<std::string>> keys_in_range(Space s, std::string_view prefix,
+                                                 const std::string& end) const {
     std::map<std::string, bool, std::less<>> keys;  // key -> present
     Status st = kv_.scan(s, prefix, end, [&](std::string_view k, std::string_view) {
       keys.emplace(std::string(k), true);
@@ -146,12 +257,12 @@ class StateMachine::Overlay {
   std::array<std::map<std::string, std::optional<std::string>, std::less<>>, 2> pending_;
 };
 
-StateMachine::StateMachine(Kv* kv) : kv_(kv) {}
+StateMachine::StateMachine(Kv* kv, SessionLimits limits) : kv_(kv), limits_(limits) {}
 
 Status StateMachine::load() {
   auto format = kv_->get(Space::kMeta, kMetaFormat);
   if (!format.ok()) return format.status();
-  if (format->has_value() && (**format != std::string(1, static_cast<char>(kStateFormatVersion)))) {
+  if (format->has_value() && !known_format(**format)) {
     return corrupt("state machine: unknown format version in the data");
   }
   auto applied = kv_->get(Space::kMeta, kMetaApplied);
@@ -174,17 +285,28 @@ Status StateMachine::load() {
   applied_index_ = applied_index;
   config_index_ = config_index;
   config_bytes_ = std::move(config_bytes);
-  return Status::ok();
+  format_version_ = format->has_value() ? static_cast<uint8_t>((**format)[0]) : 0;
+  return load_sessions();
 }
 
-Status StateMachine::apply_command(Overlay& overlay, const std::string& data,
-                                   ApplyResult& result) const {
-  auto decoded = decode_command(data);
+Status StateMachine::apply_command(Overlay& overlay, const raft::Entry& entry,
+                                   ApplyResult& result) {
+  auto decoded = decode_command(entry.data);
   if (!decoded.ok()) {
     result.status = decoded.status();
     return Status::ok();  // deterministic: every node fails this entry alike
   }
   const Command& command = *decoded;
+  Status st = advance_clock(overlay, command.time_ms);
+  if (!st.is_ok()) return st;
+  if (command.op == Op::kRegister)
+    return register_session(overlay, entry.index, command.timeout_ms);
+  if (command.session) return apply_in_session(overlay, command, result);
+  return apply_set_command(overlay, command, result);
+}
+
+Status StateMachine::apply_set_command(Overlay& overlay, const Command& command,
+                                       ApplyResult& result) const {
   const bool has_key = command.op != Op::kDel;
   if (has_key && command.key.size() > std::numeric_limits<uint32_t>::max()) {
     result.status = Status(Code::kTooBig, "key longer than 2^32-1 bytes");
@@ -231,12 +353,26 @@ Status StateMachine::apply_command(Overlay& overlay, const std::string& data,
       }
       return Status::ok();
     }
+    case Op::kRegister:
+      break;
   }
   return Status(Code::kInvalid, "unreachable op");
 }
 
 Result<std::vector<ApplyResult>> StateMachine::apply(const std::vector<raft::Entry>& entries,
                                                      bool sync) {
+  auto results = apply_entries(entries, sync);
+  if (!results.ok()) {
+    // Nothing reached the Kv: rebuild the clock and the session table, which
+    // the failed call may have changed in memory, from it.
+    Status reloaded = load();
+    if (!reloaded.is_ok()) return reloaded;
+  }
+  return results;
+}
+
+Result<std::vector<ApplyResult>> StateMachine::apply_entries(
+    const std::vector<raft::Entry>& entries, bool sync) {
   Overlay overlay(*kv_);
   std::vector<ApplyResult> results;
   raft::Index next = applied_index_;
@@ -259,7 +395,7 @@ Result<std::vector<ApplyResult>> StateMachine::apply(const std::vector<raft::Ent
         config.emplace(entry.index, entry.data);
         break;
       case raft::EntryType::kNormal: {
-        Status st = apply_command(overlay, entry.data, result);
+        Status st = apply_command(overlay, entry, result);
         if (!st.is_ok()) return st;
         break;
       }
@@ -269,12 +405,13 @@ Result<std::vector<ApplyResult>> StateMachine::apply(const std::vector<raft::Ent
   }
   if (results.empty()) return results;
   overlay.put(Space::kMeta, std::string(kMetaApplied), fixed64(next));
-  if (applied_index_ == 0) {
+  if (format_version_ != kStateFormatVersion) {
     overlay.put(Space::kMeta, std::string(kMetaFormat),
                 std::string(1, static_cast<char>(kStateFormatVersion)));
   }
   Status st = kv_->write(overlay.to_batch(), sync);
   if (!st.is_ok()) return st;
+  format_version_ = kStateFormatVersion;
   applied_index_ = next;
   if (config) {
     config_index_ = config->first;
@@ -335,6 +472,161 @@ Result<ScanPage> StateMachine::scan_keys(std::string_view cursor, size_t count) 
                    detail::prefix_successor(prefix), 1, count);
 }
 
+// ---- Sessions (Raft dissertation §6.3) ----
+
+Status StateMachine::load_sessions() {
+  sessions_.clear();
+  by_activity_.clear();
+  by_expiry_.clear();
+  clock_ms_ = 0;
+  auto clock = kv_->get(Space::kMeta, kMetaClock);
+  if (!clock.ok()) return clock.status();
+  if (clock->has_value()) {
+    auto v = parse_u64(**clock, "log clock");
+    if (!v.ok()) return v.status();
+    clock_ms_ = *v;
+  }
+  Status bad;
+  Status st =
+      kv_->scan(Space::kMeta, kMetaSessionPrefix, detail::prefix_successor(kMetaSessionPrefix),
+                [&](std::string_view k, std::string_view v) {
+                  auto info = decode_session(v);
+                  if (k.size() != kMetaSessionPrefix.size() + 8 || !info) {
+                    bad = corrupt("state machine: malformed session record");
+                    return false;
+                  }
+                  uint64_t id = detail::read_fixed64(k.substr(kMetaSessionPrefix.size()));
+                  sessions_.emplace(id, *info);
+                  by_activity_.emplace(info->last_active_ms, id);
+                  by_expiry_.emplace(expire_at(*info), id);
+                  return true;
+                });
+  if (!st.is_ok()) return st;
+  return bad;
+}
+
+std::optional<SessionInfo> StateMachine::session(uint64_t id) const {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second;
+}
+
+void StateMachine::put_session(Overlay& overlay, uint64_t id, const SessionInfo& info) {
+  auto it = sessions_.find(id);
+  if (it != sessions_.end()) {
+    by_activity_.erase({it->second.last_active_ms, id});
+    by_expiry_.erase({expire_at(it->second), id});
+    it->second = info;
+  } else {
+    sessions_.emplace(id, info);
+  }
+  by_activity_.emplace(info.last_active_ms, id);
+  by_expiry_.emplace(expire_at(info), id);
+  overlay.put(Space::kMeta, session_key(id), encode_session(info));
+}
+
+Status StateMachine::drop_session(Overlay& overlay, uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return Status::ok();
+  auto results = overlay.keys_with_prefix(Space::kMeta, result_key(id, 0).substr(0, 10));
+  if (!results.ok()) return results.status();
+  for (std::string& k : *results) overlay.del(Space::kMeta, std::move(k));
+  overlay.del(Space::kMeta, session_key(id));
+  by_activity_.erase({it->second.last_active_ms, id});
+  by_expiry_.erase({expire_at(it->second), id});
+  sessions_.erase(it);
+  return Status::ok();
+}
+
+// The clock moves to max(clock, time_ms) — never back — and every session
+// it passes expires.
+Status StateMachine::advance_clock(Overlay& overlay, uint64_t time_ms) {
+  if (time_ms <= clock_ms_) return Status::ok();
+  clock_ms_ = time_ms;
+  overlay.put(Space::kMeta, std::string(kMetaClock), fixed64(clock_ms_));
+  while (!by_expiry_.empty() && by_expiry_.begin()->first < clock_ms_) {
+    Status st = drop_session(overlay, by_expiry_.begin()->second);
+    if (!st.is_ok()) return st;
+  }
+  return Status::ok();
+}
+
+Status StateMachine::register_session(Overlay& overlay, raft::Index index, uint64_t timeout_ms) {
+  // Over the cap: the least recently active sessions go first (the lowest
+  // id among equals: by_activity_ orders by (last_active, id)).
+  while (!sessions_.empty() && sessions_.size() >= limits_.max_sessions) {
+    Status st = drop_session(overlay, by_activity_.begin()->second);
+    if (!st.is_ok()) return st;
+  }
+  SessionInfo info;
+  info.last_active_ms = clock_ms_;
+  info.timeout_ms = timeout_ms == 0 || timeout_ms > limits_.default_timeout_ms
+                        ? limits_.default_timeout_ms
+                        : timeout_ms;
+  put_session(overlay, index, info);
+  return Status::ok();
+}
+
+Status StateMachine::apply_in_session(Overlay& overlay, const Command& command,
+                                      ApplyResult& result) {
+  const SessionHeader& header = *command.session;
+  auto it = sessions_.find(header.session_id);
+  if (it == sessions_.end()) {
+    result.status =
+        Status(Code::kSessionExpired, "client session " + std::to_string(header.session_id) +
+                                          " is unknown or expired; nothing changed");
+    return Status::ok();
+  }
+  SessionInfo info = it->second;
+  info.last_active_ms = clock_ms_;
+  if (header.lowest_unacked > info.lowest_unacked) {
+    // The client has seen every reply below lowest_unacked: drop them.
+    auto acked =
+        overlay.keys_in_range(Space::kMeta, result_key(header.session_id, info.lowest_unacked),
+                              result_key(header.session_id, header.lowest_unacked));
+    if (!acked.ok()) return acked.status();
+    for (std::string& k : *acked) overlay.del(Space::kMeta, std::move(k));
+    info.lowest_unacked = header.lowest_unacked;
+  }
+  put_session(overlay, header.session_id, info);
+  const std::string key = result_key(header.session_id, header.sequence);
+  auto stored = overlay.get(Space::kMeta, key);
+  if (!stored.ok()) return stored.status();
+  const uint32_t print = fingerprint(command);
+  if (stored->has_value()) {
+    auto r = decode_result(**stored);
+    if (!r) return corrupt("state machine: malformed session result");
+    if (r->fingerprint != print) {
+      result.status = Status(Code::kErr, "sequence " + std::to_string(header.sequence) +
+                                             " of session " + std::to_string(header.session_id) +
+                                             " was used by another request; nothing changed");
+      return Status::ok();
+    }
+    result.status = status_of(r->code);
+    result.count = r->count;
+    result.duplicate = true;
+    return Status::ok();
+  }
+  if (header.sequence < info.lowest_unacked) {
+    result.status = Status(Code::kErr, "sequence " + std::to_string(header.sequence) +
+                                           " of session " + std::to_string(header.session_id) +
+                                           " was already acknowledged; nothing changed");
+    return Status::ok();
+  }
+  if (header.sequence - info.lowest_unacked >= limits_.max_unacked) {
+    result.status =
+        Status(Code::kErr, "too many unacknowledged requests in session " +
+                               std::to_string(header.session_id) + " (at most " +
+                               std::to_string(limits_.max_unacked) + "); nothing changed");
+    return Status::ok();
+  }
+  Status st = apply_set_command(overlay, command, result);
+  if (!st.is_ok()) return st;
+  overlay.put(Space::kMeta, key,
+              encode_result(StoredResult{stored_code_of(result.status), result.count, print}));
+  return Status::ok();
+}
+
 // ---- Snapshots ----
 
 Result<std::string> StateMachine::encode_snapshot() const {
@@ -371,7 +663,8 @@ Status parse_snapshot(std::string_view data, WriteBatch& image) {
   }
   if (body.substr(0, kSnapshotMagic.size()) != kSnapshotMagic)
     return corrupt("snapshot: bad magic");
-  if (static_cast<uint8_t>(body[kSnapshotMagic.size()]) != kSnapshotVersion) {
+  const auto version = static_cast<uint8_t>(body[kSnapshotMagic.size()]);
+  if (version != kSnapshotVersion && version != kSnapshotVersion1) {
     return corrupt("snapshot: unknown version");
   }
   detail::Reader in(body.substr(header));
@@ -395,10 +688,32 @@ Status parse_snapshot(std::string_view data, WriteBatch& image) {
   return Status::ok();
 }
 
+// Checks one "S" metadata record of an image: the clock, a session, or a
+// stored result (whose session id goes to `result_owners`).
+Status check_session_key(std::string_view k, std::string_view v, std::set<uint64_t>& sessions,
+                         std::set<uint64_t>& result_owners) {
+  if (k == kMetaClock) {
+    return v.size() == 8 ? Status::ok() : corrupt("snapshot: malformed log clock");
+  }
+  if (k.substr(0, 2) == kMetaSessionPrefix) {
+    if (k.size() != 10 || !decode_session(v)) return corrupt("snapshot: malformed session");
+    sessions.insert(detail::read_fixed64(k.substr(2)));
+    return Status::ok();
+  }
+  if (k.substr(0, 2) == kMetaResultPrefix) {
+    if (k.size() != 18 || !decode_result(v)) return corrupt("snapshot: malformed session result");
+    result_owners.insert(detail::read_fixed64(k.substr(2)));
+    return Status::ok();
+  }
+  return corrupt("snapshot: unknown session metadata key");
+}
+
 // Checks the key layout of a parsed image, and returns its applied index.
 Result<raft::Index> check_image(const WriteBatch& image) {
   std::map<std::string, uint64_t, std::less<>> counted;   // key -> members in kData
   std::map<std::string, uint64_t, std::less<>> recorded;  // key -> "K" counter
+  std::set<uint64_t> sessions;                            // "SS" ids
+  std::set<uint64_t> result_owners;                       // session ids of "SR" records
   raft::Index applied = 0;
   for (const WriteOp& op : image.ops) {
     std::string_view k = op.key;
@@ -412,20 +727,24 @@ Result<raft::Index> check_image(const WriteBatch& image) {
       if (!v.ok()) return v.status();
       applied = *v;
     } else if (k == kMetaFormat) {
-      if (op.value != std::string(1, static_cast<char>(kStateFormatVersion))) {
-        return corrupt("snapshot: unknown state format version");
-      }
+      if (!known_format(op.value)) return corrupt("snapshot: unknown state format version");
     } else if (k == kMetaConfig) {
       if (op.value.size() < 8) return corrupt("snapshot: malformed configuration record");
     } else if (!k.empty() && k[0] == kMetaCardinalityTag) {
       auto v = parse_u64(op.value, "cardinality");
       if (!v.ok()) return v.status();
       recorded[std::string(k.substr(1))] = *v;
-    } else if (k.empty() || k[0] != kMetaSessionTag) {
+    } else if (!k.empty() && k[0] == kMetaSessionTag) {
+      Status st = check_session_key(k, op.value, sessions, result_owners);
+      if (!st.is_ok()) return st;
+    } else {
       return corrupt("snapshot: unknown metadata key");
     }
   }
   if (counted != recorded) return corrupt("snapshot: set sizes do not match their members");
+  for (uint64_t id : result_owners) {
+    if (!sessions.count(id)) return corrupt("snapshot: a session result without its session");
+  }
   return applied;
 }
 

@@ -14,7 +14,13 @@ std::vector<Command> samples() {
   with_session.session = SessionHeader{7, 42, 40};
   Command big_numbers = Command::rem("key", {"m"});
   big_numbers.session = SessionHeader{~0ull, 1ull << 63, 0};
+  big_numbers.time_ms = ~0ull;
+  Command stamped = Command::del({"k"});
+  stamped.time_ms = 1700000000123;
   return {
+      stamped,
+      Command::register_session(0),
+      Command::register_session(1500),
       Command::add("k", {"a"}),
       Command::add(""s, {""s, "\0"s, "a\0b"s, "\r\n"s, "\xff\xfe"s, "1", "01", "1.0"}),
       Command::add_strict("\0key"s, "*1\r\n$3\r\nfoo"s),
@@ -57,17 +63,71 @@ TEST(CommandTest, TrailingBytesAreCorrupt) {
 
 TEST(CommandTest, UnknownVersionFlagsAndOpsAreCorrupt) {
   std::string good = encode_command(Command::add_strict("k", "m"));
-  std::string bad_version = good;
-  bad_version[0] = 2;
-  EXPECT_EQ(decode_command(bad_version).code(), Code::kCorrupt);
+  for (int version : {0, 3, 0xff}) {
+    std::string bad_version = good;
+    bad_version[0] = static_cast<char>(version);
+    EXPECT_EQ(decode_command(bad_version).code(), Code::kCorrupt) << version;
+  }
   std::string bad_flags = good;
   bad_flags[1] = 0x02;
   EXPECT_EQ(decode_command(bad_flags).code(), Code::kCorrupt);
-  for (int op : {0, 5, 0xff}) {
+  for (int op : {0, 6, 0xff}) {
     std::string bad_op = good;
-    bad_op[2] = static_cast<char>(op);
+    bad_op[10] = static_cast<char>(op);  // after version, flags and time_ms
     EXPECT_EQ(decode_command(bad_op).code(), Code::kCorrupt) << op;
   }
+  // REGISTER did not exist in version 1.
+  EXPECT_EQ(decode_command("\x01\x00\x05\x00"s).code(), Code::kCorrupt);
+}
+
+// Entries written by the previous version stay readable for as long as they
+// are in a log: no clock (time_ms 0), the same commands.
+TEST(CommandTest, Version1EntriesStillDecode) {
+  auto strict = decode_command("\x01\x00\x02\x01k\x01m"s);
+  ASSERT_TRUE(strict.ok()) << strict.status().to_string();
+  EXPECT_EQ(*strict, Command::add_strict("k", "m"));
+  EXPECT_EQ(strict->time_ms, 0u);
+  auto with_session = decode_command("\x01\x01\x03\x07\x2a\x28\x04\x01\x01k"s);
+  ASSERT_TRUE(with_session.ok()) << with_session.status().to_string();
+  Command expected = Command::del({"k"});
+  expected.session = SessionHeader{7, 42, 40};
+  EXPECT_EQ(*with_session, expected);
+  // Re-encoding writes the current version.
+  EXPECT_EQ(encode_command(*with_session)[0], char{kCommandFormatVersion});
+}
+
+TEST(CommandTest, LeaderStampsTheTimeInPlace) {
+  Command c = Command::add("k", {"a"});
+  c.session = SessionHeader{3, 9, 8};
+  std::string bytes = encode_command(c);
+  ASSERT_TRUE(stamp_command_time(bytes, 1700000000999));
+  auto decoded = decode_command(bytes);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->time_ms, 1700000000999u);
+  c.time_ms = 1700000000999;
+  EXPECT_EQ(*decoded, c);
+  // Not version 2, or too short: left alone.
+  std::string v1 = "\x01\x00\x02\x01k\x01m"s;
+  EXPECT_FALSE(stamp_command_time(v1, 5));
+  EXPECT_EQ(v1, "\x01\x00\x02\x01k\x01m"s);
+  std::string tiny = "\x02\x00\x00"s;
+  EXPECT_FALSE(stamp_command_time(tiny, 5));
+  EXPECT_EQ(tiny, "\x02\x00\x00"s);
+}
+
+TEST(CommandTest, RegisterNeverCarriesASession) {
+  Command r = Command::register_session(10);
+  r.session = SessionHeader{1, 1, 1};
+  EXPECT_EQ(validate_command(r).code(), Code::kInvalid);
+  // Hand-made bytes: version 2, session flag, time 0, section, REGISTER 10.
+  std::string bytes = "\x02\x01"s + std::string(8, '\0') + "\x03\x01\x01\x01\x05\x0a"s;
+  EXPECT_EQ(decode_command(bytes).code(), Code::kCorrupt);
+  Command keyed = Command::register_session(0);
+  keyed.key = "k";
+  EXPECT_EQ(validate_command(keyed).code(), Code::kInvalid);
+  Command timed = Command::add("k", {"a"});
+  timed.timeout_ms = 5;
+  EXPECT_EQ(validate_command(timed).code(), Code::kInvalid);
 }
 
 TEST(CommandTest, MalformedListsAreCorrupt) {
@@ -125,7 +185,7 @@ TEST(CommandTest, HostileInputNeverCrashes) {
   for (int i = 0; i < 20000; ++i) {
     std::string bytes(rng() % 24, '\0');
     for (char& ch : bytes) ch = static_cast<char>(rng());
-    if (!bytes.empty() && rng() % 2) bytes[0] = 1;
+    if (!bytes.empty() && rng() % 2) bytes[0] = static_cast<char>(1 + rng() % 2);
     if (bytes.size() > 1 && rng() % 2) bytes[1] = static_cast<char>(rng() % 2);
     check(bytes);
   }

@@ -470,7 +470,7 @@ TEST(StateMachineTest, SnapshotBehindTheAppliedIndexIsRefused) {
 TEST(StateMachineTest, LoadRefusesAnUnknownFormat) {
   MemoryKv kv;
   WriteBatch b;
-  b.put(Space::kMeta, "F", "\x02");
+  b.put(Space::kMeta, "F", "\x03");
   ASSERT_TRUE(kv.write(b, false).is_ok());
   StateMachine sm(&kv);
   EXPECT_EQ(sm.load().code(), Code::kCorrupt);
