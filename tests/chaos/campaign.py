@@ -1,7 +1,7 @@
 """A long chaos campaign: many chaos.py runs one after another, resumable.
 
     ./scripts/chaos-campaign [--dir DIR] [--runs 20] [--time 300] [--clients 10]
-                             [--nemesis LIST] [--first-seed S] [--status]
+                             [--nemesis LIST] [--first-seed S] [--from-run I] [--status]
 
 Run i (1-based) uses 3 nodes when i is odd and 5 when it is even, seed
 first_seed + i, and every nemesis in LIST at once. Each run's output goes to
@@ -43,6 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--nemesis", default=DEFAULT_NEMESES)
     p.add_argument("--first-seed", type=int, default=7000)
+    p.add_argument("--from-run", type=int, default=1,
+                   help="run only runs FROM_RUN..RUNS (to split a campaign over two "
+                   "processes with two --dir; the summary still lists runs 1..RUNS)")
     p.add_argument("--status", action="store_true", help="print the summary and exit")
     args = p.parse_args(argv)
     if args.runs < 1 or args.time <= 0 or args.clients < 1:
@@ -132,7 +135,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.dir, exist_ok=True)
     if not args.status:
-        for i in range(1, args.runs + 1):
+        for i in range(args.from_run, args.runs + 1):
             if load_result(args, i) is None:
                 one_run(args, i)
     return summary(args)
