@@ -482,6 +482,17 @@ void TcpTransport::Impl::on_inbound_handshake(const ConnPtr& conn, const Handsha
 
 void TcpTransport::Impl::on_handshake_reply(const ConnPtr& conn, const HandshakeReply& reply) {
   if (!reply.accepted()) {
+    // The responder refused us, and said who it is. Our own objection to it
+    // comes first: a wiped node that refuses its old peers (its fresh
+    // configuration does not list them) must still be reported on this
+    // side, the healthy cluster's, as "data lost".
+    if (reply.has_responder() && reply.responder().node_id() != raft::kNoNode) {
+      if (std::optional<std::string> ours = check_peer_handshake(
+              reply.responder(), current_identity(), conn->peer_id, callbacks_)) {
+        refuse(conn, Refusal{conn->peer_id, conn->peer_address, *ours, true}, false);
+        return;
+      }
+    }
     refuse(conn, Refusal{conn->peer_id, conn->peer_address, reply.reason(), false}, false);
     return;
   }

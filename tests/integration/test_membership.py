@@ -648,3 +648,38 @@ class C09WipedNodeAndRestartedPeerTest(MembershipTestCase):
             self.assertIn(b"X", first_read(n, "c09r"),
                           f"the acknowledged add of X is missing on node {n.id}")
         self.assertEqual(wiped.terminate(), 0)
+
+    def test_C09_wiped_node_whose_original_peers_were_all_replaced(self):
+        # Found by the chaos campaign's wipe nemesis: node 1's original peers
+        # 2 and 3 were replaced by 4 and 5; wiped node 1 restarts with the
+        # original --initial-cluster, so its fresh configuration lists 1, 2, 3
+        # and it refuses 4 and 5 as non-members before they can check it. The
+        # healthy side must still name the reason: "data lost".
+        c = self.cluster = self.new_cluster(3)
+        leader = c.wait_for_leader()
+        self.wait_records_confirmed(c, leader)
+        n1 = c.node(1)
+        original = c.initial_cluster()  # what node 1 restarts with, as a real operator would
+        self.assertEqual(n1.client(timeout=5).sadd("c09p", "before"), 1)
+        for old, new in ((2, 4), (3, 5)):
+            self.assertOk(command(n1, "CSET.NODE", "REMOVE", old), f"REMOVE {old}")
+            c.node(old).terminate()
+            node = add_joining_node(c, new)
+            self.assertOk(command(n1, "CSET.NODE", "ADD", new, f"127.0.0.1:{node.peer_port}"),
+                          f"ADD {new}")
+            until(lambda node=node: int(node.info()["applied_index"])
+                  >= int(n1.info()["commit_index"]), 5 * E, what=f"node {new} to catch up")
+            self.assertOk(command(n1, "CSET.NODE", "PROMOTE", new), f"PROMOTE {new}")
+        survivors = [c.node(4), c.node(5)]
+        n1.kill()
+        shutil.rmtree(n1.data_dir)
+        c.initial_cluster = lambda: original
+        n1.start()
+        c.wait_for_started([n1])
+        until(lambda: any(b"data lost: node 1" in n.log_text() for n in survivors), 5 * E,
+              what="node 4 or 5 to report node 1's data directory as lost")
+        leader = c.wait_for_leader(among=survivors)
+        self.assertEqual(leader.client(timeout=5).sadd("c09p", "after"), 1)
+        for n in survivors:
+            self.assertEqual(first_read(n, "c09p"), {b"before", b"after"})
+        self.assertEqual(n1.terminate(), 0)
