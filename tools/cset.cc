@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -530,15 +531,31 @@ int cmd_bench(std::vector<Endpoint> endpoints, int timeout_ms, BenchArgs& b) {
     return kExitUsage;
   }
   b.options.mix = *mix;
+  if (!std::isfinite(b.options.seconds) || !std::isfinite(b.options.warmup_seconds)) {
+    std::cerr << "cset bench: --time and --warmup must be finite numbers of seconds\n";
+    return kExitUsage;
+  }
   b.options.endpoints = std::move(endpoints);
   b.options.request_timeout_ms = static_cast<uint64_t>(timeout_ms);
   auto result = run_bench(b.options);
   if (!result) {
-    std::cerr << "cset bench: " << result.status().to_string() << "\n";
-    return result.status().code() == Code::kInvalid ? kExitUsage : kExitUnavailable;
+    if (result.status().code() == Code::kInvalid) {
+      std::cerr << "cset bench: " << result.status().message() << "\n";
+      return kExitUsage;
+    }
+    std::cerr << "cset bench: UNREACHABLE " << result.status().message() << "\n";
+    return kExitUnavailable;
   }
   std::cout << (b.json ? bench_report_json(b.options, *result) + "\n"
                        : bench_report_text(b.options, *result));
+  if (result->connections_opened < b.options.clients) {
+    std::cerr << "cset bench: warning: only " << result->connections_opened << " of "
+              << b.options.clients << " connections opened (" << result->first_error << ")\n";
+  }
+  if (result->requests == 0 || result->errors == result->requests) {
+    std::cerr << "cset bench: no request succeeded\n";
+    return kExitUnavailable;
+  }
   return kExitOk;
 }
 

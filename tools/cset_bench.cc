@@ -148,7 +148,7 @@ class Bench {
   void connected(const std::shared_ptr<Conn>& c) {
     c->socket.set_option(tcp::no_delay(true));
     c->open = true;
-    ++result_.connections_opened;
+    if (!c->attempted) ++result_.connections_opened;
     count_first_attempt(c);
     if (!c->endpoint.password.empty()) {
       append_command(&c->out, {"AUTH", c->endpoint.password});
@@ -357,6 +357,7 @@ class Bench {
   }
 
   void finish() {
+    result_.first_error = first_error_;
     Clock::time_point end = o_.requests != 0 ? last_completion_ : end_;
     if (end < warmup_end_) end = warmup_end_;
     result_.seconds = std::chrono::duration<double>(end - warmup_end_).count();
@@ -524,10 +525,11 @@ std::string bench_report_json(const BenchOptions& o, const BenchResult& r) {
     s << (first ? "" : ",") << "\"" << code << "\":" << n;
     first = false;
   }
-  s << "},\"seconds\":" << fmt_ms(r.seconds) << ",\"ops_per_sec\":" << buf
-    << ",\"p50_ms\":" << fmt_ms(r.p50_ms) << ",\"p90_ms\":" << fmt_ms(r.p90_ms)
-    << ",\"p99_ms\":" << fmt_ms(r.p99_ms) << ",\"p999_ms\":" << fmt_ms(r.p999_ms)
-    << ",\"max_ms\":" << fmt_ms(r.max_ms) << ",\"mean_ms\":" << fmt_ms(r.mean_ms) << "}";
+  s << "},\"connections_opened\":" << r.connections_opened << ",\"seconds\":" << fmt_ms(r.seconds)
+    << ",\"ops_per_sec\":" << buf << ",\"p50_ms\":" << fmt_ms(r.p50_ms)
+    << ",\"p90_ms\":" << fmt_ms(r.p90_ms) << ",\"p99_ms\":" << fmt_ms(r.p99_ms)
+    << ",\"p999_ms\":" << fmt_ms(r.p999_ms) << ",\"max_ms\":" << fmt_ms(r.max_ms)
+    << ",\"mean_ms\":" << fmt_ms(r.mean_ms) << "}";
   return s.str();
 }
 

@@ -66,7 +66,8 @@ struct BenchResult {
   double ops_per_second = 0;
   // Latency of measured requests, ms; zero when none completed.
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0, mean_ms = 0;
-  int connections_opened = 0;
+  int connections_opened = 0;  // first connections that opened (reconnects not counted)
+  std::string first_error;     // the first connection failure, if any
 };
 
 inline constexpr size_t kMaxSamples = 50'000'000;

@@ -11,6 +11,12 @@
 namespace cset::cli {
 namespace {
 
+// The least an endpoint is given before the next one is tried, ms (unless the
+// whole budget is smaller): enough for a healthy node's reply on a busy
+// machine, so a silent one (paused, or a lost reply) costs a share of the
+// budget, never all of it.
+constexpr std::chrono::milliseconds kMinAttempt{1000};
+
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -212,14 +218,25 @@ Result<std::vector<Reply>> FailoverClient::run(const std::vector<Command>& comma
   std::string failures;  // why each endpoint did not answer, for the final error
   bool timed_out = false;
   std::vector<Reply> elsewhere_replies;  // the last "try elsewhere" answer
+  // Starting with the endpoint that answered last: a later command of the
+  // same cset run (a session's write after its registration) does not wait on
+  // a silent endpoint again.
+  const size_t first = answered_;
   for (size_t i = 0; i < endpoints_.size(); ++i) {
+    const size_t e = (first + i) % endpoints_.size();
     auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (remaining <= milliseconds(0)) {
       timed_out = true;
       break;
     }
-    const Endpoint& endpoint = endpoints_[i];
-    auto context = connect(endpoint, remaining);
+    // Each endpoint gets an equal share of what is left (at least
+    // kMinAttempt), so one that accepts the connection and then stays silent
+    // does not use up the whole --timeout before the others are tried.
+    const auto left = static_cast<int64_t>(endpoints_.size() - i);
+    const milliseconds attempt =
+        left > 1 ? std::max(remaining / left, std::min(remaining, kMinAttempt)) : remaining;
+    const Endpoint& endpoint = endpoints_[e];
+    auto context = connect(endpoint, attempt);
     if (!context &&
         (context.status().code() == Code::kNoAuth || context.status().code() == Code::kWrongPass)) {
       return context.status();  // every node has the same password: no failover
@@ -228,7 +245,7 @@ Result<std::vector<Reply>> FailoverClient::run(const std::vector<Command>& comma
       failures += (failures.empty() ? "" : "; ") + context.status().message();
       continue;
     }
-    auto replies = exchange(**context, commands, endpoint, remaining);
+    auto replies = exchange(**context, commands, endpoint, attempt);
     if (!replies) {
       if (idempotence == Idempotence::kNotIdempotent) {
         Status status = replies.status();
@@ -238,7 +255,7 @@ Result<std::vector<Reply>> FailoverClient::run(const std::vector<Command>& comma
       failures += (failures.empty() ? "" : "; ") + replies.status().message();
       continue;
     }
-    answered_ = i;
+    answered_ = e;
     if (try_elsewhere(*replies, idempotence) && i + 1 < endpoints_.size()) {
       elsewhere_replies = std::move(*replies);
       continue;

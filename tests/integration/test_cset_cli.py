@@ -4,7 +4,9 @@ and endpoint failover. NOQUORUM's exit code 3 is checked in test_faults.py.
 """
 
 import json
+import socket
 import subprocess
+import time
 import unittest
 
 from harness import ClusterTestCase, binary, free_ports
@@ -151,6 +153,27 @@ class CsetCliTest(ClusterTestCase):
         out = subprocess.run([self.cset_path(), "-e", "127.0.0.1:1", "bench", "-n", "5"],
                              capture_output=True, timeout=60)
         self.assertExit(out, 3)
+
+    def test_silent_first_endpoint_does_not_use_up_the_timeout(self):
+        # An endpoint that accepts connections and never answers (a paused
+        # node, a lost reply) gets a share of --timeout, then the next one is
+        # tried; later commands of the same run start with the one that answered.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        try:
+            port = silent.getsockname()[1]
+            endpoints = f"127.0.0.1:{port},{self.cluster.endpoints()}"
+            t0 = time.monotonic()
+            out = self.cset("--timeout", "8000", "add", "cli:silent", "m1", endpoints=endpoints)
+            took = time.monotonic() - t0
+            self.assertExit(out, 0)
+            self.assertIn(b"added: m1", out.stdout)
+            self.assertLess(took, 7.5, f"took {took:.1f} s: the silent endpoint used the budget")
+            out = self.cset("--timeout", "8000", "has", "cli:silent", "m1", endpoints=endpoints)
+            self.assertExit(out, 0)
+        finally:
+            silent.close()
 
     def test_toobig_member(self):
         out = self.cset("add", "cli:big-member", "x" * (64 * 1024 + 1))
