@@ -86,7 +86,9 @@ void exercise_command(std::span<const std::string_view> args, const Limits& limi
     if (!parsed) {
       writer.error(parsed.status());
       const cset::Code code = parsed.code();
-      check(code == cset::Code::kErr || code == cset::Code::kTooBig, "error code is ERR/TOOBIG");
+      // NOPROTO: HELLO with a protocol version other than 2 or 3, as Redis.
+      check(code == cset::Code::kErr || code == cset::Code::kTooBig || code == cset::Code::kNoProto,
+            "error code is ERR/TOOBIG/NOPROTO");
     } else if (auto* query = std::get_if<cset::resp::CommandQuery>(&parsed->request)) {
       cset::resp::write_command_reply(*query, writer);
     } else if (auto* help = std::get_if<cset::resp::Help>(&parsed->request)) {

@@ -489,7 +489,10 @@ void TcpTransport::Impl::on_handshake_reply(const ConnPtr& conn, const Handshake
     if (reply.has_responder() && reply.responder().node_id() != raft::kNoNode) {
       if (std::optional<std::string> ours = check_peer_handshake(
               reply.responder(), current_identity(), conn->peer_id, callbacks_)) {
-        refuse(conn, Refusal{conn->peer_id, conn->peer_address, *ours, true}, false);
+        refuse(conn,
+               Refusal{conn->peer_id, conn->peer_address,
+                       *ours + " (and it refused us: " + reply.reason() + ")", true},
+               false);
         return;
       }
     }

@@ -661,15 +661,21 @@ class C09WipedNodeAndRestartedPeerTest(MembershipTestCase):
         n1 = c.node(1)
         original = c.initial_cluster()  # what node 1 restarts with, as a real operator would
         self.assertEqual(n1.client(timeout=5).sadd("c09p", "before"), 1)
+        def admin(*args):
+            # Retried while the leader cannot take it yet (a just-promoted
+            # voter not yet heard from: "no reachable quorum"; BUSY).
+            replies = []
+            until(lambda: replies.append(command(n1, "CSET.NODE", *args)) or replies[-1] == "OK",
+                  5 * E, what=f"CSET.NODE {' '.join(map(str, args))} (replies {replies[-3:]})")
+
         for old, new in ((2, 4), (3, 5)):
-            self.assertOk(command(n1, "CSET.NODE", "REMOVE", old), f"REMOVE {old}")
+            admin("REMOVE", old)
             c.node(old).terminate()
             node = add_joining_node(c, new)
-            self.assertOk(command(n1, "CSET.NODE", "ADD", new, f"127.0.0.1:{node.peer_port}"),
-                          f"ADD {new}")
+            admin("ADD", new, f"127.0.0.1:{node.peer_port}")
             until(lambda node=node: int(node.info()["applied_index"])
                   >= int(n1.info()["commit_index"]), 5 * E, what=f"node {new} to catch up")
-            self.assertOk(command(n1, "CSET.NODE", "PROMOTE", new), f"PROMOTE {new}")
+            admin("PROMOTE", new)
         survivors = [c.node(4), c.node(5)]
         n1.kill()
         shutil.rmtree(n1.data_dir)
