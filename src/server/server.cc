@@ -809,10 +809,10 @@ void Server::Impl::flush_proposals() {
   // The leader stamps every command with its wall clock: the state machine's
   // clock (client-session expiry) is derived from these stamps, and never
   // goes back even when a later leader's clock is behind (set/state_machine.h).
-  const uint64_t wall_ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const uint64_t wall_ms =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   for (std::string& command : batch) set::stamp_command_time(command, wall_ms);
   auto last = raft_->propose(std::move(batch));
   if (!last.ok()) {
