@@ -403,11 +403,13 @@ std::optional<std::string> Server::Impl::validate_handshake(const net::Handshake
     return std::string(kRemovedReason) + ": node " + std::to_string(h.node_id()) +
            " was removed from this cluster";
   }
+  // A node missing from our configuration is not refused: a configuration
+  // this node has not applied yet may have added it (we lag behind, and
+  // that node may be the leader we need to catch up from). It cannot vote
+  // or be counted in a quorum until a configuration holding it commits.
+  // Removed ids (above), other clusters and replaced data directories of
+  // known members (below) are refused.
   auto it = registry_.find(h.node_id());
-  if (it == registry_.end() && member_ && !joining_.count(h.node_id())) {
-    return "node " + std::to_string(h.node_id()) +
-           " is not a member of this cluster (add it with CSET.NODE ADD first)";
-  }
   // A wiped data directory has a new incarnation: recorded in the
   // configuration (nodes added with CSET.NODE ADD), or seen earlier by this
   // process (the initial members, whose records are written before their
@@ -425,8 +427,9 @@ std::optional<std::string> Server::Impl::validate_handshake(const net::Handshake
   bool is_new = !learned_.count(h.node_id());
   learned_[h.node_id()] = {h.peer_address(), h.client_address(), hex(h.incarnation())};
   if (!h.cluster_id().empty()) learned_cluster_ids_[h.node_id()] = h.cluster_id();
-  if (!member_ && is_new) {
-    // A node waiting to join answers whoever dialed it: it needs their address.
+  if (is_new && it == registry_.end()) {
+    // A node waiting to join, or lagging behind the configuration, answers
+    // whoever dialed it: it needs their address.
     asio::post(io_, [this] { update_peers(); });
   }
   return std::nullopt;
@@ -460,8 +463,9 @@ void Server::Impl::update_peers() {
     }
     member_ = cfg.contains(opt_.id);
     for (const auto& [id, address] : joining_) peers.emplace(id, address);
-    if (!member_ && !removed_) {
-      // Waiting to be added: talk back to whoever dialed us.
+    if (!removed_) {
+      // Waiting to be added, or behind a configuration that added nodes we
+      // do not know yet: talk back to whoever dialed us.
       for (const auto& [id, r] : learned_) {
         if (!removed_ids_.count(id) && !r.peer_address.empty()) peers.emplace(id, r.peer_address);
       }

@@ -990,17 +990,21 @@ class Nemesis:
             # A follower learns that its disk is full at its next append (the
             # workload's writes bring them); a write through it helps.
             probes.append(self.word(self.probe(node)))
+            disks.fill(node.data_dir, top_up=True)
             time.sleep(0.1)
         nospace_probe = None
         if failed_after is not None:
             for _ in range(3):
+                disks.fill(node.data_dir, top_up=True)
                 w = self.word(self.probe(node))
                 probes.append(w)
                 if w == "NOSPACE":
                     nospace_probe = w
                     break
                 time.sleep(0.3)
-        self.run.sleep_until(max(time.monotonic(), t0 + f["duration"]))
+        while time.monotonic() < t0 + f["duration"]:
+            disks.fill(node.data_dir, top_up=True)
+            time.sleep(0.2)
         nospace_ops = [op for op in self.history_since(t_fill, {node.id})
                        if op.get("error", "").startswith("NOSPACE")]
         logged = b"cannot persist" in node.log_text()[mark:]
@@ -1434,7 +1438,7 @@ nemeses (--nemesis; each fault must be observed to take effect, else the run fai
   membership  CSET.NODE REMOVE a node, stop it, start an empty node with a new id and
               --join in its namespace, CSET.NODE ADD (learner), catch up, PROMOTE.
               Evidence: CSET.NODES lists the new id as voter and not the old one.
-  disk        fill a node's data disk (its own 17 MiB tmpfs) with a ballast file,
+  disk        fill a node's data disk (its own 64 MiB tmpfs) with a ballast file,
               hold 2-4 s, remove the ballast. Evidence: INFO storage_failed:1 and a
               write through the node answers NOSPACE (a probe or the workload's);
               after the ballast is removed the node must recover by itself

@@ -134,13 +134,17 @@ class Disks:
         return [p for p, _ in _mounts() if p.startswith(self.root + "/")]
 
 
-def fill(data_dir):
+def fill(data_dir, top_up=False):
     """Writes a ballast file into data_dir until its file system is full;
-    returns (path, bytes written)."""
+    returns (path, bytes written). With top_up, appends to the ballast
+    already there: space the node released meanwhile (RocksDB reopening
+    after the error frees its WAL's preallocated tail) is taken again, so
+    the disk stays full for the whole fault."""
     path = os.path.join(data_dir, BALLAST)
     chunk = b"b" * (64 << 10)
     written = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if top_up else os.O_TRUNC)
+    fd = os.open(path, flags, 0o644)
     try:
         while True:
             try:

@@ -379,6 +379,40 @@ class TestDeadNode(MembershipTestCase):
         self.assertAllPresent(pair, "dead", acked)
 
 
+class TestLaggingNode(MembershipTestCase):
+
+    def test_node_behind_the_configuration_catches_up_from_a_leader_it_never_heard_of(self):
+        # Found by the chaos campaign (run 7002): node 12 was partitioned away
+        # while nodes 16 and 17 were added, and 17 then led. Node 12 refused
+        # every connection from 16 and 17 as "not a member of this cluster"
+        # (its own configuration predated them), so it never heard from its
+        # leader and stayed behind for good. A node must take the log from a
+        # leader its configuration does not list yet: the configuration that
+        # lists it is exactly what it is missing.
+        c = self.cluster = self.new_cluster(3)
+        leader = c.wait_for_leader()
+        behind = next(n for n in c.nodes if n is not leader)
+        behind.kill()
+        self.assertEqual(leader.client(timeout=5).sadd("lag", "before"), 1)
+        n4 = add_joining_node(c, 4)
+        self.assertOk(command(leader, "CSET.NODE", "ADD", 4, f"127.0.0.1:{n4.peer_port}"), "ADD 4")
+        until(lambda: int(n4.info()["applied_index"]) >= int(leader.info()["commit_index"]),
+              5 * E, what="node 4 to catch up")
+        self.assertOk(command(leader, "CSET.NODE", "PROMOTE", 4), "PROMOTE 4")
+        self.assertOk(command(leader, "CSET.LEADER", "TRANSFER", 4), "TRANSFER to 4")
+        self.assertEqual(n4.info()["role"], "leader")
+        self.assertEqual(n4.client(timeout=5).sadd("lag", "after"), 1)
+        behind.start()
+        c.wait_for_started([behind])
+        target = int(n4.info()["commit_index"])
+        until(lambda: int(behind.info()["applied_index"]) >= target, 5 * E,
+              what=f"node {behind.id}, behind the configuration, to apply index {target} "
+                   f"from leader 4")
+        self.assertEqual(behind.info()["leader_id"], "4")
+        self.assertEqual(first_read(behind, "lag"), {b"before", b"after"})
+        self.assertNotIn(b"is not a member of this cluster", behind.log_text())
+
+
 class TestForceNewCluster(MembershipTestCase):
 
     def test_force_new_cluster_after_losing_a_majority_for_good(self):
