@@ -32,7 +32,11 @@
 //     timeout (Code::kTimeout): it passed the point of no return (a forward
 //       frame was handed to a stream, or it is in this leader's log) and its
 //       commit was not confirmed in time; it may still apply later.
-//   Nothing inside the cluster re-sends a request on the caller's behalf.
+//   Writes run in this replica's client session (Options::session_timeout_ms,
+//   Raft dissertation §6.3): a write whose answer is lost (cut stream, new
+//   leader, silence) is sent again with the same (session, sequence) until
+//   the write timeout, and the state machine applies it once and answers the
+//   repeat as the first time; nothing else is ever re-sent.
 // - Errors are std::error_code values of cset::error_category(), whose
 //   values are the cset::Code numbers (include/cset/status.h) and whose
 //   messages start with the SPEC.md code word: kExists ("EXISTS", the
@@ -160,6 +164,14 @@ class ConsistentSet {
     std::string cluster_id;
     /// How long a request waits for a quorum and its commit (see above), ms.
     uint64_t write_timeout_ms = 5000;
+    /// Writes run in this replica's client session (Raft dissertation §6.3,
+    /// docs/sessions.md), registered through the log on the first write: a
+    /// write whose reply was lost (a cut stream, a new leader, a silent
+    /// peer) is sent again and still takes effect once, answered as the first
+    /// time — an add is never refused as "already present" for its own
+    /// earlier attempt. The session expires after this long without a write
+    /// (ms; 0 = the longest, one hour); the next write then opens a new one.
+    uint64_t session_timeout_ms = 0;
     /// Election timeout (the randomized one is in [E, 2E)) and heartbeat
     /// interval (the raft tick), ms. REQUIRES heartbeat_ms < election_timeout_ms.
     uint64_t election_timeout_ms = 1000;

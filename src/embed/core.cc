@@ -31,6 +31,17 @@ std::string default_cluster_id(std::vector<uint64_t> members) {
   return id;
 }
 
+// Session writes unanswered at once, at most: below the state machine's
+// 1024 results kept per session (docs/sessions.md), so a sequence number is
+// never refused as beyond the window.
+constexpr uint64_t kMaxUnackedSequences = 1000;
+
+uint64_t wall_clock_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 const Status kNoSpaceStatus(
     Code::kNoSpace, "this replica cannot persist (disk full or I/O error); nothing changed");
 
@@ -369,10 +380,19 @@ void Core::apply(const std::vector<raft::Entry>& entries) {
 }
 
 void Core::on_leader_change() {
-  // Waiting requests try the new leader at once.
+  // Waiting requests try the new leader at once; session writes sent to the
+  // old one are sent again (the state machine applies them once).
+  std::vector<uint64_t> ids;
   for (auto& [id, w] : writes_) {
-    if (!w.proposed && !w.forwarded && !w.queued) start_write(id);
+    if (w.queued || w.unsequenced) continue;
+    if (w.sequence != 0 && (w.proposed || w.forwarded)) {
+      w.maybe_applied = true;
+      w.proposed = w.forwarded = false;
+      w.forwarded_to = 0;
+    }
+    if (!w.proposed && !w.forwarded) ids.push_back(id);
   }
+  for (uint64_t id : ids) start_write(id);
   std::vector<uint64_t> read_ids;
   for (auto& [id, r] : reads_) {
     if (r.read_index == 0) read_ids.push_back(id);
@@ -386,8 +406,7 @@ void Core::on_leader_change() {
 // the leader (forwarded): before it a timeout is NOQUORUM, after it TIMEOUT.
 
 void Core::submit_write(set::Command command, WriteCallback done) {
-  std::string encoded = set::encode_command(command);
-  asio::post(io_, [this, encoded = std::move(encoded), done = std::move(done)]() mutable {
+  asio::post(io_, [this, command = std::move(command), done = std::move(done)]() mutable {
     if (stopped_) {
       done(Status(Code::kNoQuorum, "the replica is shutting down; nothing changed"), {});
       return;
@@ -398,18 +417,103 @@ void Core::submit_write(set::Command command, WriteCallback done) {
     }
     uint64_t id = next_request_id_++;
     PendingWrite w;
-    w.command = std::move(encoded);
+    w.original = std::move(command);
+    w.unsequenced = true;
     w.done = std::move(done);
     w.deadline_ms = now_ms() + opt_.write_timeout_ms;
     writes_.emplace(id, std::move(w));
-    start_write(id);
+    ++unsequenced_writes_;
+    sequence_waiting_writes();
   });
+}
+
+void Core::ensure_session() {
+  if (session_id_ != 0 || registering_id_ != 0 || stopped_ || !fatal_.is_ok()) return;
+  uint64_t id = next_request_id_++;
+  PendingWrite w;
+  w.command = set::encode_command(set::Command::register_session(opt_.session_timeout_ms));
+  w.deadline_ms = now_ms() + opt_.write_timeout_ms;
+  w.done = [this, id](const Status& s, const set::ApplyResult& r) {
+    if (registering_id_ == id) registering_id_ = 0;
+    if (!s.is_ok() || !r.status.is_ok() || r.index == 0) return;  // tried again at the next tick
+    session_id_ = r.index;  // the log index of the REGISTER entry
+    next_sequence_ = 1;
+    sequence_waiting_writes();
+  };
+  registering_id_ = id;
+  writes_.emplace(id, std::move(w));
+  start_write(id);
+}
+
+uint64_t Core::lowest_unacked() const {
+  uint64_t lowest = 0;
+  for (const auto& [id, w] : writes_) {
+    if (w.sequence != 0 && w.session == session_id_ && (lowest == 0 || w.sequence < lowest))
+      lowest = w.sequence;
+  }
+  return lowest;
+}
+
+void Core::sequence_waiting_writes() {
+  if (unsequenced_writes_ == 0) return;
+  if (session_id_ == 0) return ensure_session();
+  uint64_t lowest = lowest_unacked();
+  std::vector<uint64_t> ready;
+  for (auto& [id, w] : writes_) {  // in submission order
+    if (!w.unsequenced) continue;
+    if (lowest != 0 && next_sequence_ >= lowest + kMaxUnackedSequences) break;
+    w.sequence = next_sequence_++;
+    w.session = session_id_;
+    if (lowest == 0) lowest = w.sequence;
+    set::Command c = *w.original;
+    c.session = set::SessionHeader{session_id_, w.sequence, lowest};
+    w.command = set::encode_command(c);
+    w.unsequenced = false;
+    --unsequenced_writes_;
+    ready.push_back(id);
+  }
+  for (uint64_t id : ready) start_write(id);
+}
+
+bool Core::resend_later(uint64_t id, bool attempt_may_have_applied) {
+  auto it = writes_.find(id);
+  if (it == writes_.end() || it->second.sequence == 0 || stopped_) return false;
+  PendingWrite& w = it->second;
+  if (now_ms() >= w.deadline_ms) return false;
+  if (attempt_may_have_applied) w.maybe_applied = true;
+  w.proposed = w.forwarded = false;
+  w.forwarded_to = 0;
+  if (!w.queued) start_write(id);
+  return true;
+}
+
+bool Core::renumber(uint64_t id) {
+  auto it = writes_.find(id);
+  if (it == writes_.end() || it->second.sequence == 0) return false;
+  PendingWrite& w = it->second;
+  if (w.session == session_id_ && session_id_ != 0) {
+    log("client session " + std::to_string(session_id_) +
+        " expired; writes go on in a new session");
+    session_id_ = 0;  // the next write registers anew
+  }
+  // This attempt was refused (not applied); an earlier one still in flight
+  // or lost is what maybe_applied records.
+  w.proposed = w.forwarded = false;
+  w.forwarded_to = 0;
+  if (w.maybe_applied || now_ms() >= w.deadline_ms) return false;
+  w.sequence = 0;
+  w.session = 0;
+  w.unsequenced = true;
+  ++unsequenced_writes_;
+  sequence_waiting_writes();
+  return true;
 }
 
 void Core::start_write(uint64_t id) {
   auto it = writes_.find(id);
   if (it == writes_.end()) return;
   PendingWrite& w = it->second;
+  if (w.unsequenced) return;    // numbered once the session exists
   if (storage_failed_) return;  // waits; NOSPACE or NOQUORUM at its deadline
   if (raft_->role() == raft::Role::kLeader) {
     if (raft_->leaving() || raft_->transfer_target() != raft::kNoNode) return;
@@ -430,6 +534,8 @@ void Core::start_write(uint64_t id) {
   if (send_to(leader, f)) {
     w.forwarded = true;
     w.forwarded_to = leader;
+    w.forwarded_stream = links_.at(leader)->id;
+    w.resend_ms = now + 2 * opt_.election_timeout_ms;
   }
 }
 
@@ -449,6 +555,10 @@ void Core::flush_proposals() {
     }
   }
   if (batch.empty()) return;
+  // The leader's wall clock: the state machine's clock (session expiry) is
+  // the largest stamp applied, so it never goes back (docs/sessions.md).
+  const uint64_t stamp_ms = wall_clock_ms();
+  for (std::string& command : batch) set::stamp_command_time(command, stamp_ms);
   auto last = raft_->propose(std::move(batch));
   if (!last.ok()) {
     // Not proposed: local ones wait (NOQUORUM at their deadline); remote
@@ -474,6 +584,9 @@ void Core::flush_proposals() {
 
 void Core::complete_proposal(uint64_t id, const Status& s, const set::ApplyResult& r) {
   if (writes_.count(id)) {
+    // Overwritten by another leader's entries: never applied; a session
+    // write is proposed again.
+    if (!s.is_ok() && resend_later(id, false)) return;
     finish_write(id, s, r);
     return;
   }
@@ -495,24 +608,49 @@ void Core::complete_proposal(uint64_t id, const Status& s, const set::ApplyResul
 void Core::finish_write(uint64_t id, const Status& s, const set::ApplyResult& r) {
   auto it = writes_.find(id);
   if (it == writes_.end()) return;
+  const bool expired =
+      s.code() == Code::kSessionExpired || (s.is_ok() && r.status.code() == Code::kSessionExpired);
+  if (expired && renumber(id)) return;
+  if (it->second.unsequenced) --unsequenced_writes_;
+  const bool maybe_applied = it->second.maybe_applied;
   WriteCallback done = std::move(it->second.done);
   writes_.erase(it);
-  done(s, r);
+  if (expired) {
+    done(maybe_applied ? Status(Code::kTimeout,
+                                "this replica's client session expired while the write was "
+                                "retried: the outcome is unknown")
+                       : Status(Code::kNoQuorum,
+                                "this replica's client session expired and no new one could be "
+                                "opened in time; nothing changed"),
+         {});
+  } else {
+    done(s, r);
+  }
+  sequence_waiting_writes();  // the window may have room now
 }
 
 void Core::expire_writes(uint64_t now) {
   std::vector<uint64_t> expired;
+  std::vector<uint64_t> resend;
   for (auto& [id, w] : writes_) {
     if (now >= w.deadline_ms) {
       expired.push_back(id);
+    } else if (w.sequence != 0 && w.forwarded) {
+      // Unanswered for two election timeouts, or its stream is gone or
+      // replaced: the reply may be lost; the session makes a resend safe.
+      auto link = links_.find(w.forwarded_to);
+      if (now >= w.resend_ms || link == links_.end() || link->second->id != w.forwarded_stream)
+        resend.push_back(id);
     } else if (!w.proposed && !w.forwarded && !w.queued) {
       start_write(id);
     }
   }
+  for (uint64_t id : resend) resend_later(id, true);
+  if (unsequenced_writes_ != 0 && session_id_ == 0) ensure_session();
   for (uint64_t id : expired) {
     auto it = writes_.find(id);
     if (it == writes_.end()) continue;
-    bool passed = it->second.proposed || it->second.forwarded;
+    bool passed = it->second.proposed || it->second.forwarded || it->second.maybe_applied;
     finish_write(id,
                  passed            ? Status(Code::kTimeout,
                                             "the write reached the leader but its commit was not confirmed "
@@ -552,12 +690,18 @@ void Core::on_forward_request(NodeId from, const net::ForwardRequest& req) {
 
 void Core::on_forward_reply(NodeId from, const net::ForwardReply& rep) {
   auto it = writes_.find(rep.request_id());
-  if (it == writes_.end() || it->second.forwarded_to != from) return;
+  if (it == writes_.end()) return;
+  // A session write may have been sent to several leaders; any answer of
+  // theirs is the one answer (the state machine applied it once).
+  const bool current = it->second.forwarded_to == from;
+  if (!current && it->second.sequence == 0) return;
   Code code = static_cast<Code>(rep.code());
   if (code == Code::kNotLeader) {
     // Refused without being proposed: safe to try the current leader.
-    it->second.forwarded = false;
-    it->second.forwarded_to = 0;
+    if (current) {
+      it->second.forwarded = false;
+      it->second.forwarded_to = 0;
+    }
     return;
   }
   set::ApplyResult r;
@@ -568,6 +712,12 @@ void Core::on_forward_reply(NodeId from, const net::ForwardReply& rep) {
   // leader's failures (TIMEOUT, NOSPACE) as the status.
   bool result =
       code == Code::kOk || code == Code::kExists || code == Code::kTooBig || code == Code::kCorrupt;
+  // The leader's own failures: TIMEOUT (outcome unknown), NOQUORUM and
+  // NOSPACE (nothing changed). A session write tries again.
+  if (!result && !current) return;  // an earlier attempt's failure: the current one decides
+  if (!result && code != Code::kSessionExpired &&
+      resend_later(rep.request_id(), code == Code::kTimeout))
+    return;
   finish_write(rep.request_id(), result ? Status::ok() : Status(code, rep.message()), r);
 }
 
@@ -638,7 +788,7 @@ void Core::fail_all_pending(const char* why) {
   for (auto& [id, w] : writes_) ids.push_back(id);
   for (uint64_t id : ids) {
     const PendingWrite& w = writes_.at(id);
-    bool passed = w.proposed || w.forwarded;
+    bool passed = w.proposed || w.forwarded || w.maybe_applied;
     finish_write(id,
                  passed ? Status(Code::kTimeout, std::string(why) + "; the outcome is unknown")
                         : Status(Code::kNoQuorum, std::string(why) + "; nothing changed"),

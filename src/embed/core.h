@@ -100,13 +100,23 @@ class Core : public std::enable_shared_from_this<Core> {
 
  private:
   struct PendingWrite {
-    std::string command;
+    std::string command;  // encoded; for a session write, with its (session, sequence)
     WriteCallback done;
     uint64_t deadline_ms = 0;
     bool queued = false;     // waiting in proposal_queue_
     bool proposed = false;   // in this leader's log: past the point of no return
     bool forwarded = false;  // handed to a stream: past the point of no return
     raft::NodeId forwarded_to = 0;
+    uint64_t forwarded_stream = 0;  // the stream it was handed to
+    // Client session (Raft dissertation §6.3): a user's write runs in this
+    // replica's session, so it may be sent again (lost reply, cut stream,
+    // new leader) and still take effect once, answered as the first time.
+    std::optional<set::Command> original;  // the user's command, before numbering
+    bool unsequenced = false;              // waiting for the session or the window
+    uint64_t sequence = 0;                 // 0: not a session write
+    uint64_t session = 0;                  // the session it was numbered in
+    bool maybe_applied = false;            // an earlier attempt's outcome is unknown
+    uint64_t resend_ms = 0;                // forwarded and unanswered: sent again then
   };
   struct RemoteWrite {
     raft::NodeId origin;
@@ -150,6 +160,18 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // Writes.
   void start_write(uint64_t id);
+  // The replica's client session: registered through the log on the first
+  // write; writes wait for it (sequence numbers need the session id).
+  void ensure_session();
+  void sequence_waiting_writes();
+  uint64_t lowest_unacked() const;
+  /// A session write's attempt failed in a way that a resend may fix (lost
+  /// reply, leadership change, the leader's own timeout): true when it was
+  /// reset to be sent again (before its deadline) instead of finished.
+  bool resend_later(uint64_t id, bool attempt_may_have_applied);
+  /// SESSIONEXPIRED on a write no earlier attempt of which can have applied:
+  /// numbered again in a new session (true); else false (the caller answers).
+  bool renumber(uint64_t id);
   void flush_proposals();
   void complete_proposal(uint64_t id, const Status& s, const set::ApplyResult& r);
   void finish_write(uint64_t id, const Status& s, const set::ApplyResult& r);
@@ -197,6 +219,10 @@ class Core : public std::enable_shared_from_this<Core> {
   bool storage_failed_ = false;
   Status fatal_;
 
+  uint64_t session_id_ = 0;      // 0: none yet
+  uint64_t registering_id_ = 0;  // the request registering it, if in flight
+  uint64_t next_sequence_ = 1;
+  size_t unsequenced_writes_ = 0;  // writes waiting for a sequence number
   uint64_t next_request_id_ = 1;
   uint64_t read_seq_ = 0;
   std::map<uint64_t, PendingWrite> writes_;

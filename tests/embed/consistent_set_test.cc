@@ -142,6 +142,26 @@ Link link(Set& x, Set& y) {
   return l;
 }
 
+// An in-memory link that can lose everything one replica sends the other
+// (frames vanish whole; the stream stays open): a lost reply.
+struct LossyLink {
+  Link link;
+  std::shared_ptr<std::atomic<bool>> drop_a_to_b = std::make_shared<std::atomic<bool>>(false);
+};
+
+LossyLink lossy_link(Set& x, Set& y) {
+  LossyLink l{{x.create_stream(), y.create_stream()}};
+  std::weak_ptr<ReplicaStream> wa = l.link.a, wb = l.link.b;
+  l.link.a->set_output([wb, drop = l.drop_a_to_b](std::string_view bytes) {
+    if (drop->load()) return;
+    if (auto s = wb.lock()) s->write(bytes);
+  });
+  l.link.b->set_output([wa](std::string_view bytes) {
+    if (auto s = wa.lock()) s->write(bytes);
+  });
+  return l;
+}
+
 struct Cluster {
   std::vector<std::unique_ptr<Set>> sets;
   std::map<std::pair<size_t, size_t>, Link> links;  // (i, j), i < j, 0-based
@@ -354,6 +374,71 @@ TEST(EmbedTest, StreamCutAndRepipedCatchesUpThroughSnapshot) {
   EXPECT_EQ(add(*c.sets[2], "k", "m999"), kOk);
   expected.push_back("m999");
   expect_agree(c.all(), "k", expected, "m100");
+}
+
+// Issue 9: a write whose reply is lost is sent again in the replica's client
+// session (Raft dissertation §6.3) and answered as the first time: "added",
+// never "already present" for its own first attempt; applied once.
+TEST(EmbedTest, RetryAfterALostReplyGivesTheOriginalAnswer) {
+  Cluster c = make_cluster(3);
+  c.link_all();
+  ASSERT_EQ(add(*c.sets[0], "k", "warm-up"), kOk);  // a leader, and sessions open
+  ASSERT_EQ(add(*c.sets[1], "k", "warm-up-1"), kOk);
+  ASSERT_EQ(add(*c.sets[2], "k", "warm-up-2"), kOk);
+  const uint64_t leader = c.sets[0]->leader_id();
+  ASSERT_NE(leader, 0u);
+  const size_t l = leader - 1;
+  const size_t f = (l + 1) % 3;  // a follower, the add's origin
+  // Everything the leader sends the follower is lost from now on.
+  LossyLink lossy = lossy_link(*c.sets[l], *c.sets[f]);
+  c.links[{std::min(l, f), std::max(l, f)}].cut();
+  // Both ends handshaken before anything is lost.
+  auto until = Clock::now() + kWait;
+  while ((lossy.link.a->peer_id() == 0 || lossy.link.b->peer_id() == 0) && Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_NE(lossy.link.b->peer_id(), 0u);
+  ASSERT_EQ(add(*c.sets[f], "k", "through-the-new-link"), kOk);
+  lossy.drop_a_to_b->store(true);
+  const uint64_t applied_before = c.sets[l]->applied_index();
+  auto p = std::make_shared<std::promise<std::error_code>>();
+  auto answer = p->get_future();
+  c.sets[f]->add("k", "once", [p](std::error_code ec) { p->set_value(ec); });
+  // The leader applies it; its reply is lost.
+  auto deadline = Clock::now() + kWait;
+  while (c.sets[l]->applied_index() == applied_before && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GT(c.sets[l]->applied_index(), applied_before) << "the leader never applied the add";
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "answered although every reply was lost";
+  // The stream is cut and piped again: the follower sends the same request.
+  lossy.link.cut();
+  c.links[{std::min(l, f), std::max(l, f)}] = link(*c.sets[l], *c.sets[f]);
+  EXPECT_EQ(wait_for(answer, kNoAnswer), kOk) << "the retry did not report the first attempt's add";
+  // A true duplicate is still refused, and the member is there once.
+  EXPECT_EQ(add(*c.sets[f], "k", "once"), kExistsError);
+  expect_agree(c.all(), "k", {"once", "through-the-new-link", "warm-up", "warm-up-1", "warm-up-2"},
+               "never");
+}
+
+// The replica's session expires while it is idle: the next write is refused
+// SESSIONEXPIRED by the state machine (not applied), numbered again in a new
+// session and applied once; the user sees a plain success.
+TEST(EmbedTest, ExpiredSessionIsReplacedWithoutAnError) {
+  auto expired = std::make_shared<std::atomic<int>>(0);
+  Cluster c = make_cluster(3, [expired](Set::Options& o) {
+    o.session_timeout_ms = 200;
+    o.log = [expired](const std::string& m) {
+      if (m.find("expired; writes go on in a new session") != std::string::npos) ++*expired;
+    };
+  });
+  c.link_all();
+  ASSERT_EQ(add(*c.sets[1], "k", "a"), kOk);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // idle past the timeout
+  EXPECT_EQ(add(*c.sets[1], "k", "b"), kOk);
+  EXPECT_GE(expired->load(), 1) << "the session never expired: the test proves nothing";
+  EXPECT_EQ(add(*c.sets[1], "k", "b"), kExistsError);
+  EXPECT_EQ(rem(*c.sets[1], "k", "a"), kOk);
+  expect_agree(c.all(), "k", {"b"}, "a");
 }
 
 TEST(EmbedTest, NewerStreamToTheSamePeerReplacesTheOlder) {
