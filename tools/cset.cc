@@ -1,10 +1,11 @@
 // cset: the command-line client and admin tool of consistent-set (SPEC.md
 // "cset"). Speaks the Redis protocol to any node through hiredis; the nodes
 // forward to the leader, so any endpoint will do, and the next one in
-// --endpoints is tried when one is down (rules in tools/cset_client.h).
+// --endpoints is tried when one is down (rules in include/cset/client.h: the
+// CLI is built on the client library, cset::Client).
 //
-// Writes (add, rem) run in a client session (docs/sessions.md): cset opens
-// one with CSET.SESSION and sends each write as CSET.SEQ; when a reply is
+// Writes (add, rem) run in a client session (docs/sessions.md): the client
+// opens one with CSET.SESSION and sends each write as CSET.SEQ; when a reply is
 // lost (connection dropped, no answer in time, TIMEOUT) it sends the same
 // (session, sequence) to the next endpoint, and the cluster answers the retry
 // with the first attempt's answer instead of applying it again. So `cset add`
@@ -30,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cset/client.h"
 #include "cset/status.h"
 #include "tools/cset_bench.h"
 #include "tools/cset_client.h"
@@ -48,24 +50,15 @@ constexpr const char* kSscanPageSize = "1000";
 
 // ---- errors ------------------------------------------------------------------
 
-// A failure to get any answer: prints "cset: WORD message", exit 3.
-int print_failure(const Status& status) {
-  if (status.code() == Code::kNoAuth || status.code() == Code::kWrongPass) {
-    std::cerr << "cset: " << status.message() << "\n";  // holds NOAUTH / WRONGPASS
-    return kExitUsage;
-  }
-  std::string_view word = status.code() == Code::kTimeout ? "TIMEOUT" : "UNREACHABLE";
-  std::cerr << "cset: " << word << " " << status.message() << "\n";
-  return kExitUnavailable;
-}
-
-// An error reply: prints it whole (it starts with its code word).
-int print_error_reply(const Reply& reply) {
+// An error reply text: prints it whole (it starts with its code word).
+int print_error_text(const std::string& text) {
   static const std::set<std::string> kUnavailableWords = {
       "NOQUORUM", "TIMEOUT", "NOSPACE", "BUSY", "REMOVED", "LOADING", "TRYAGAIN", "SESSIONEXPIRED"};
-  std::cerr << "cset: " << reply.text << "\n";
-  return kUnavailableWords.count(reply.code_word()) ? kExitUnavailable : kExitUsage;
+  std::cerr << "cset: " << text << "\n";
+  return kUnavailableWords.count(text.substr(0, text.find(' '))) ? kExitUnavailable : kExitUsage;
 }
+
+int print_error_reply(const Reply& reply) { return print_error_text(reply.text); }
 
 // An answer of a shape the command does not expect.
 int print_unexpected(const Reply& reply) {
@@ -73,11 +66,29 @@ int print_unexpected(const Reply& reply) {
   return kExitUsage;
 }
 
+// A call that failed: a node's error reply as it came; otherwise no answer,
+// "cset: WORD message", exit 3 (NOAUTH / WRONGPASS and a reply of the wrong
+// shape: exit 2).
+int print_failure(const client::Error& error) {
+  if (error.from_server()) return print_error_text(error.message());
+  if (error.code() == Code::kNoAuth || error.code() == Code::kWrongPass) {
+    std::cerr << "cset: " << error.message() << "\n";  // holds NOAUTH / WRONGPASS
+    return kExitUsage;
+  }
+  if (error.code() == Code::kErr) {
+    std::cerr << "cset: " << error.to_string() << "\n";  // ERR unexpected reply: ...
+    return kExitUsage;
+  }
+  std::string_view word = error.code() == Code::kTimeout ? "TIMEOUT" : "UNREACHABLE";
+  std::cerr << "cset: " << word << " " << error.message() << "\n";
+  return kExitUnavailable;
+}
+
 // Runs one command and hands its reply to `on_reply` unless it failed.
 template <typename OnReply>
-int run_one(FailoverClient& client, Command command, Idempotence idempotence, OnReply on_reply) {
-  auto replies = client.run({std::move(command)}, idempotence);
-  if (!replies) return print_failure(replies.status());
+int run_one(Client& client, Command command, Idempotence idempotence, OnReply on_reply) {
+  auto replies = client.pipeline({std::move(command)}, idempotence);
+  if (!replies) return print_failure(replies.error());
   const Reply& reply = (*replies)[0];
   if (reply.is_error()) return print_error_reply(reply);
   return on_reply(reply);
@@ -99,53 +110,16 @@ std::vector<std::string> distinct(const std::vector<std::string>& members) {
   return out;
 }
 
-// ---- client sessions (docs/sessions.md) -------------------------------------------
-
-// This invocation's session: opened once, one sequence number per write.
-struct Session {
-  uint64_t id = 0;  // 0: none (a server without sessions): plain writes
-  uint64_t next_sequence = 1;
-};
-
-// Opens a session with CSET.SESSION [TIMEOUT ms]. Returns -1 when done (a
-// server that does not know the command leaves `session.id` 0), else the
-// exit code after printing the failure. Sending it again after a lost reply
-// is harmless: an unused session just expires.
-int open_session(FailoverClient& client, uint64_t timeout_ms, Session& session) {
-  Command command{"CSET.SESSION"};
-  if (timeout_ms > 0) {
-    command.push_back("TIMEOUT");
-    command.push_back(std::to_string(timeout_ms));
-  }
-  auto replies = client.run({command}, Idempotence::kExactlyOnce);
-  if (!replies) return print_failure(replies.status());
-  const Reply& reply = (*replies)[0];
-  if (reply.is_error() && reply.text.rfind("ERR unknown command", 0) == 0) return -1;
-  if (reply.is_error()) return print_error_reply(reply);
-  if (reply.type != Reply::Type::kInteger || reply.integer < 1) return print_unexpected(reply);
-  session.id = static_cast<uint64_t>(reply.integer);
-  return -1;
-}
-
-// Runs `commands`, whose last one is a write: in the session (CSET.SEQ, sent
-// again on the next endpoint when its reply is lost), or as a plain write.
-Result<std::vector<Reply>> run_write(FailoverClient& client, Session& session,
-                                     std::vector<Command> commands) {
-  if (session.id == 0) return client.run(commands, Idempotence::kNotIdempotent);
-  const std::string sequence = std::to_string(session.next_sequence++);
-  // Every earlier write of this session was answered: lowest_unacked is
-  // this request's own sequence.
-  Command wrapped{"CSET.SEQ", std::to_string(session.id), sequence, sequence};
-  wrapped.insert(wrapped.end(), commands.back().begin(), commands.back().end());
-  commands.back() = std::move(wrapped);
-  return client.run(commands, Idempotence::kExactlyOnce);
-}
+// ---- writes -------------------------------------------------------------------
+//
+// The writes run through Client::session_write: in the client session
+// (CSET.SEQ, sent again on the next endpoint when its reply is lost), or as a
+// plain write on a server without sessions (docs/sessions.md).
 
 // One member: CSET.ADD, whose EXISTS answer is exact.
-int add_one(FailoverClient& client, Session& session, const std::string& key,
-            const std::string& member) {
-  auto replies = run_write(client, session, {{"CSET.ADD", key, member}});
-  if (!replies) return print_failure(replies.status());
+int add_one(Client& client, const std::string& key, const std::string& member) {
+  auto replies = client.session_write({{"CSET.ADD", key, member}});
+  if (!replies) return print_failure(replies.error());
   const Reply& reply = (*replies)[0];
   if (reply.code_word() == "EXISTS") {
     std::cerr << "already present: " << member << "\n";
@@ -161,14 +135,13 @@ int add_one(FailoverClient& client, Session& session, const std::string& key,
 // between the two (or a retry after a lost reply, whose SMISMEMBER sees the
 // first attempt's members) can make that list inexact; then only the count
 // is given.
-int add_many(FailoverClient& client, Session& session, const std::string& key,
-             const std::vector<std::string>& members) {
+int add_many(Client& client, const std::string& key, const std::vector<std::string>& members) {
   Command check{"SMISMEMBER", key};
   Command add{"SADD", key};
   check.insert(check.end(), members.begin(), members.end());
   add.insert(add.end(), members.begin(), members.end());
-  auto replies = run_write(client, session, {check, add});
-  if (!replies) return print_failure(replies.status());
+  auto replies = client.session_write({check, add});
+  if (!replies) return print_failure(replies.error());
   const Reply& added = (*replies)[1];
   if (added.is_error()) return print_error_reply(added);
   if (added.type != Reply::Type::kInteger) return print_unexpected(added);
@@ -197,25 +170,23 @@ int add_many(FailoverClient& client, Session& session, const std::string& key,
   return kExitNegative;
 }
 
-int cmd_add(FailoverClient& client, Session& session, const std::string& key,
-            const std::vector<std::string>& members) {
+int cmd_add(Client& client, const std::string& key, const std::vector<std::string>& members) {
   std::vector<std::string> unique = distinct(members);
-  if (unique.size() == 1) return add_one(client, session, key, unique[0]);
-  return add_many(client, session, key, unique);
+  if (unique.size() == 1) return add_one(client, key, unique[0]);
+  return add_many(client, key, unique);
 }
 
-int cmd_rem(FailoverClient& client, Session& session, const std::string& key,
-            const std::vector<std::string>& members) {
+int cmd_rem(Client& client, const std::string& key, const std::vector<std::string>& members) {
   Command command{"SREM", key};
   command.insert(command.end(), members.begin(), members.end());
-  auto replies = run_write(client, session, {command});
-  if (!replies) return print_failure(replies.status());
+  auto replies = client.session_write({command});
+  if (!replies) return print_failure(replies.error());
   const Reply& reply = (*replies)[0];
   if (reply.is_error()) return print_error_reply(reply);
   return reply.type == Reply::Type::kInteger ? kExitOk : print_unexpected(reply);
 }
 
-int cmd_has(FailoverClient& client, const std::string& key, const std::string& member) {
+int cmd_has(Client& client, const std::string& key, const std::string& member) {
   return run_one(client, {"SISMEMBER", key, member}, Idempotence::kIdempotent,
                  [](const Reply& reply) {
                    if (reply.type != Reply::Type::kInteger) return print_unexpected(reply);
@@ -226,13 +197,13 @@ int cmd_has(FailoverClient& client, const std::string& key, const std::string& m
 
 // A set over the server's --max-reply-members: page through it with SSCAN
 // (not one atomic snapshot, unlike SMEMBERS).
-int members_by_scan(FailoverClient& client, const std::string& key) {
+int members_by_scan(Client& client, const std::string& key) {
   std::cerr << "cset: the set is too big for one reply; listing it with SSCAN\n";
   std::string cursor = "0";
   do {
-    auto replies =
-        client.run({{"SSCAN", key, cursor, "COUNT", kSscanPageSize}}, Idempotence::kIdempotent);
-    if (!replies) return print_failure(replies.status());
+    auto replies = client.pipeline({{"SSCAN", key, cursor, "COUNT", kSscanPageSize}},
+                                   Idempotence::kIdempotent);
+    if (!replies) return print_failure(replies.error());
     const Reply& reply = (*replies)[0];
     if (reply.is_error()) return print_error_reply(reply);
     if (reply.type != Reply::Type::kArray || reply.elements.size() != 2) {
@@ -244,9 +215,9 @@ int members_by_scan(FailoverClient& client, const std::string& key) {
   return kExitOk;
 }
 
-int cmd_members(FailoverClient& client, const std::string& key) {
-  auto replies = client.run({{"SMEMBERS", key}}, Idempotence::kIdempotent);
-  if (!replies) return print_failure(replies.status());
+int cmd_members(Client& client, const std::string& key) {
+  auto replies = client.pipeline({{"SMEMBERS", key}}, Idempotence::kIdempotent);
+  if (!replies) return print_failure(replies.error());
   const Reply& reply = (*replies)[0];
   if (reply.code_word() == "TOOBIG") return members_by_scan(client, key);
   if (reply.is_error()) return print_error_reply(reply);
@@ -255,7 +226,7 @@ int cmd_members(FailoverClient& client, const std::string& key) {
   return kExitOk;
 }
 
-int cmd_size(FailoverClient& client, const std::string& key) {
+int cmd_size(Client& client, const std::string& key) {
   return run_one(client, {"SCARD", key}, Idempotence::kIdempotent, [](const Reply& reply) {
     if (reply.type != Reply::Type::kInteger) return print_unexpected(reply);
     write_line(std::to_string(reply.integer));
@@ -264,7 +235,7 @@ int cmd_size(FailoverClient& client, const std::string& key) {
 }
 
 // Cluster administration: the reply is printed as it comes (+OK).
-int cmd_admin(FailoverClient& client, Command command) {
+int cmd_admin(Client& client, Command command) {
   return run_one(client, std::move(command), Idempotence::kNotIdempotent, [](const Reply& reply) {
     write_line(reply.as_text());
     return kExitOk;
@@ -402,7 +373,7 @@ void probe_node(NodeRow& row, const Endpoint& answered) {
   Endpoint endpoint = (*endpoints)[0];
   if (endpoint.host == "0.0.0.0" || endpoint.host == "::") endpoint.host = answered.host;
   endpoint.password = answered.password;
-  auto reply = FailoverClient::run_once(endpoint, {"INFO", "raft"}, kStatusProbeTimeout);
+  auto reply = client::command_once(endpoint, {"INFO", "raft"}, kStatusProbeTimeout);
   if (!reply || reply->is_error()) {
     row.state = "unreachable";
     return;
@@ -434,9 +405,9 @@ void print_table(const std::vector<std::vector<std::string>>& table) {
   }
 }
 
-int cmd_status(FailoverClient& client) {
-  auto replies = client.run({{"CSET.NODES"}}, Idempotence::kIdempotent);
-  if (!replies) return print_failure(replies.status());
+int cmd_status(Client& client) {
+  auto replies = client.pipeline({{"CSET.NODES"}}, Idempotence::kIdempotent);
+  if (!replies) return print_failure(replies.error());
   const Reply& reply = (*replies)[0];
   if (reply.is_error()) return print_error_reply(reply);
   std::vector<NodeRow> rows = parse_nodes(reply);
@@ -656,15 +627,14 @@ int run(int argc, char** argv) {
   }
   for (Endpoint& endpoint : *endpoints) endpoint.password = args.password;
   if (*bench) return cmd_bench(std::move(*endpoints), args.timeout_ms, bench_args);
-  FailoverClient client(std::move(*endpoints), milliseconds(args.timeout_ms));
+  Client client(std::move(*endpoints), milliseconds(args.timeout_ms), /*sessions=*/true,
+                args.session_timeout_ms);
   const std::string id = std::to_string(args.id);
   if (*add || *rem) {
-    Session session;
-    if (int failed = open_session(client, args.session_timeout_ms, session); failed >= 0) {
-      return failed;
-    }
-    if (*add) return cmd_add(client, session, args.key, args.members);
-    return cmd_rem(client, session, args.key, args.members);
+    // The session first, as its own call: its failure is reported as such.
+    if (auto session = client.open_session(); !session) return print_failure(session.error());
+    if (*add) return cmd_add(client, args.key, args.members);
+    return cmd_rem(client, args.key, args.members);
   }
   if (*has) return cmd_has(client, args.key, args.member);
   if (*members) return cmd_members(client, args.key);
