@@ -467,7 +467,8 @@ void Server::Impl::update_peers() {
       // Waiting to be added, or behind a configuration that added nodes we
       // do not know yet: talk back to whoever dialed us.
       for (const auto& [id, r] : learned_) {
-        if (!removed_ids_.count(id) && !r.peer_address.empty()) peers.emplace(id, r.peer_address);
+        if (id != opt_.id && !removed_ids_.count(id) && !r.peer_address.empty())
+          peers.emplace(id, r.peer_address);
       }
     }
   }

@@ -1405,6 +1405,9 @@ def run_chaos(args):
             for n in run.cluster.nodes:
                 if os.path.exists(n.log_path):
                     shutil.copy(n.log_path, os.path.join(out, f"node{n.id}.log"))
+                core = os.path.join(os.path.dirname(n.log_path), "core")
+                if os.path.exists(core):  # a crash's core file (harness.py)
+                    shutil.copy(core, os.path.join(out, f"node{n.id}.core"))
             run.cluster.remove()
     else:
         if run.cluster is not None:

@@ -25,6 +25,7 @@ import ctypes
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -57,8 +58,14 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 def _die_with_parent():
-    """preexec_fn: the child gets SIGKILL when the test process dies."""
+    """preexec_fn: the child gets SIGKILL when the test process dies, and may
+    leave a core file (in its node directory, its working directory) when it
+    crashes, for the post-mortem."""
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass
 
 
 def binary(env_name, what):
@@ -346,7 +353,7 @@ class Node:
             self.proc = subprocess.Popen(
                 self.wrapper + self.args(), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, close_fds=True,
-                env=_node_environment())
+                env=_node_environment(), cwd=os.path.dirname(self.log_path))
         self.paused = False
         _live_nodes.add(self)
 
