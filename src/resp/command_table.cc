@@ -253,7 +253,7 @@ constexpr CommandSpec kCommands[] = {
           "Open a client session (through the log) for exactly-once retries; returns its id",
           "O(1)", kSessionArgs),
     // Not @set: it also wraps DEL (@keyspace).
-    plain(CommandId::kCsetSeq, "cset.seq", "cset.seq", -6, kFlagWrite | kFlagDenyOom,
+    plain(CommandId::kCsetSeq, "cset.seq", "cset.seq", -5, kFlagWrite | kFlagDenyOom,
           kCatWrite | kCatKeyspace | kCatSlow, "generic", "0.2.0",
           "Run SADD, SREM, DEL, CSET.ADD or CSET.REM at most once in a client session; a retry "
           "gets the first answer",

@@ -259,6 +259,11 @@ class SessionsTest(ClusterTestCase):
                 reply = c.command(*args)
                 self.assertIsInstance(reply, RespError, args)
                 self.assertEqual(reply.word, "ERR", args)
+            # A command CSET.SEQ does not wrap is named as such, whatever its
+            # arity (PING alone was once refused as CSET.SEQ's wrong arity).
+            for inner in (["PING"], ["SISMEMBER", "s:err", "a"]):
+                reply = c.command("CSET.SEQ", session, 1, 1, *inner)
+                self.assertIn("wraps only", str(reply), inner)
             self.assertEqual(c.command("SMEMBERS", "s:err"), [])
             # A sequence reused for another request is refused.
             self.assertEqual(c.command("CSET.SEQ", session, 1, 1, "SADD", "s:err", "a"), 1)
