@@ -35,29 +35,6 @@ def driver_binary():
     return path
 
 
-class TriggeredProxy(ReplyDroppingProxy):
-    """ReplyDroppingProxy whose lost reply is that of the first request holding
-    `trigger` (test_sessions' proxy drops the first CSET.SEQ's)."""
-
-    def __init__(self, target_port, trigger, **kwargs):
-        self.trigger = trigger
-        super().__init__(target_port, **kwargs)
-
-    def _requests(self, client, upstream, state):
-        try:
-            while True:
-                data = client.recv(65536)
-                if not data:
-                    break
-                with self._lock:
-                    if self._armed and self.trigger in data:
-                        self._armed = False
-                        state["drop"] = True
-                upstream.sendall(data)
-        except OSError:
-            pass
-
-
 class ClientLibraryTest(ClusterTestCase):
     CTEST_TIMEOUT = 240
 
@@ -72,7 +49,7 @@ class ClientLibraryTest(ClusterTestCase):
         self.a, self.b = self.cluster.followers(self.leader)
 
     def proxy(self, trigger=b"CSET.SEQ", **kwargs):
-        p = TriggeredProxy(self.a.client_port, trigger, **kwargs)
+        p = ReplyDroppingProxy(self.a.client_port, trigger=trigger, **kwargs)
         self.addCleanup(p.close)
         return p
 

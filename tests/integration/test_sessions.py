@@ -21,11 +21,12 @@ from harness import ClusterTestCase, RawClient, RespError, binary, encode, until
 
 class ReplyDroppingProxy:
     """Forwards loopback connections to `target_port`; drops the reply of the
-    first request that contains CSET.SEQ (closing the client connection after
+    first request that contains `trigger` (closing the client connection after
     `hold_s` seconds). `on_drop(reply_bytes)` runs once that reply is in."""
 
-    def __init__(self, target_port, hold_s=0.0, on_drop=None):
+    def __init__(self, target_port, hold_s=0.0, on_drop=None, trigger=b"CSET.SEQ"):
         self.target_port = target_port
+        self.trigger = trigger
         self.hold_s = hold_s
         self.on_drop = on_drop
         self.dropped_reply = None
@@ -71,7 +72,7 @@ class ReplyDroppingProxy:
                 if not data:
                     break
                 with self._lock:
-                    if self._armed and b"CSET.SEQ" in data:
+                    if self._armed and self.trigger in data:
                         self._armed = False
                         state["drop"] = True
                 upstream.sendall(data)
