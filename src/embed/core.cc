@@ -455,7 +455,7 @@ uint64_t Core::lowest_unacked() const {
 }
 
 void Core::sequence_waiting_writes() {
-  if (unsequenced_writes_ == 0) return;
+  if (unsequenced_writes_ == 0 || stopped_ || !fatal_.is_ok()) return;
   if (session_id_ == 0) return ensure_session();
   uint64_t lowest = lowest_unacked();
   std::vector<uint64_t> ready;
