@@ -22,6 +22,8 @@ check::OpKind to_check_kind(SimOp::Kind k) {
       return check::OpKind::kMembers;
     case SimOp::Kind::kSize:
       return check::OpKind::kSize;
+    case SimOp::Kind::kOpenSession:
+      break;  // never in a history
   }
   return check::OpKind::kAdd;
 }
@@ -40,6 +42,11 @@ check::History to_check_history(const std::vector<SimOp>& history, uint64_t end_
     op.key = s.key;
     op.members = s.members;
     op.invoke = static_cast<int64_t>(s.invoke_us);
+    // A session write: one logical request, however many attempts.
+    op.session = s.session;
+    op.seq = s.seq;
+    op.attempts = s.attempts > 1 ? static_cast<uint64_t>(s.attempts) : 1;
+    op.deduplicated = s.deduplicated && s.outcome == SimOp::Outcome::kOk;
     switch (s.outcome) {
       case SimOp::Outcome::kOk:
         op.outcome = check::Outcome::kOk;

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   bool list_bugs = false;
   bool stats = false;
   bool no_membership = false;
+  bool no_sessions = false;
+  double lost_replies = cset::sim::SimOptions{}.lost_replies;
   std::string bug;
   std::string history_file;
   std::string history_out;
@@ -51,6 +53,11 @@ int main(int argc, char** argv) {
   app.add_option("--bug", bug, "switch on an injected bug (test builds only)");
   app.add_flag("--stats", stats, "print fault and operation counts");
   app.add_flag("--no-membership", no_membership, "no configuration changes");
+  app.add_flag("--no-sessions", no_sessions,
+               "plain clients only (default: every other client uses a client session)");
+  app.add_option("--lost-replies", lost_replies,
+                 "probability that the reply to an applied write is lost (default 0.05)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--check-history", history_file, "check a recorded history (JSONL)");
   app.add_option("--history-out", history_out, "write the (last) seed's client history as JSONL");
   CLI11_PARSE(app, argc, argv);
@@ -73,6 +80,8 @@ int main(int argc, char** argv) {
   cset::sim::SimOptions base;
   base.ops = steps;
   base.membership = !no_membership;
+  base.sessions = !no_sessions;
+  base.lost_replies = lost_replies;
   if (!bug.empty() && !cset::sim::enable_bug(bug, &base)) {
     std::fprintf(stderr, "cset-sim: unknown bug '%s' (see --list-bugs; test builds only)\n",
                  bug.c_str());
@@ -96,9 +105,13 @@ int main(int argc, char** argv) {
       ++failures;
       std::printf("FAIL seed %" PRIu64 " (%d nodes): %s violated [checker: %s]\n  %s\n", s, o.nodes,
                   r.property.c_str(), r.checker.c_str(), r.explanation.c_str());
-      std::printf("  reproduce: cset-sim --seed %" PRIu64 " --nodes %d --steps %d%s%s%s\n", s,
+      std::string extra;
+      if (no_sessions) extra += " --no-sessions";
+      if (app.count("--lost-replies") > 0)
+        extra += " --lost-replies " + std::to_string(lost_replies);
+      std::printf("  reproduce: cset-sim --seed %" PRIu64 " --nodes %d --steps %d%s%s%s%s\n", s,
                   o.nodes, steps, bug.empty() ? "" : " --bug ", bug.c_str(),
-                  no_membership ? " --no-membership" : "");
+                  no_membership ? " --no-membership" : "", extra.c_str());
       if (failures >= 5) break;
     }
     if (s == UINT64_MAX) break;
@@ -113,6 +126,12 @@ int main(int argc, char** argv) {
                 total.partitions, total.lost_unsynced_writes, total.snapshots_taken,
                 total.snapshots_installed, total.leader_elections, total.conf_changes,
                 total.messages_dropped, total.messages_duplicated, total.virtual_ms / 1000);
+    std::printf("sessions opened %" PRIu64 ", session requests %" PRIu64 ", lost replies %" PRIu64
+                ", retries sent %" PRIu64 ", retries deduplicated %" PRIu64
+                ", CSET.ADD retries answered OK %" PRIu64 ", SESSIONEXPIRED %" PRIu64 "\n",
+                total.sessions_opened, total.session_requests, total.lost_replies,
+                total.retries_sent, total.retries_deduplicated, total.strict_add_retries_ok,
+                total.sessions_expired);
   }
   return failures == 0 ? 0 : 1;
 }

@@ -33,6 +33,14 @@ constexpr uint64_t kClientTimeoutUs = 2000 * kMs;
 constexpr uint64_t kSnapshotEntries = 40;
 constexpr uint64_t kMaxMembersReply = 1 << 20;
 constexpr uint64_t kSettleLimitUs = 30'000 * kMs;
+// The leaders' wall clock at virtual time 0 (ms since the Unix epoch): the
+// stamp of every proposed command (docs/sessions.md, "Time comes from the log").
+constexpr uint64_t kEpochMs = 1'700'000'000'000;
+
+bool is_write(SimOp::Kind k) {
+  return k == SimOp::Kind::kAdd || k == SimOp::Kind::kAddStrict || k == SimOp::Kind::kRem ||
+         k == SimOp::Kind::kOpenSession;
+}
 
 /// Deterministic random numbers (splitmix64); the only source in a run.
 class Rng {
@@ -85,6 +93,9 @@ struct Packet {
   SimOp::Outcome outcome = SimOp::Outcome::kFail;
   uint64_t count = 0;
   bool exists = false;
+  bool duplicate = false;  // answered from the session table
+  uint64_t index = 0;      // the applied entry's index (CSET.SESSION: the session id)
+  std::string error;       // the error word of a refusal (SESSIONEXPIRED, ERR ...)
 };
 
 struct Proposal {
@@ -158,17 +169,34 @@ class Sim {
   bool link_up(NodeId from, NodeId to) const { return !blocked_.count({from, to}); }
 
   // Client operations at a node.
-  void client_submit(int client, std::vector<SimOp> ops);
+  // `counted`: new client operations (retries and CSET.SESSION are not).
+  void client_submit(int client, std::vector<SimOp> ops, bool counted = true);
   void node_receive_op(Node& n, uint64_t op_id);
   void node_start_op(Node& n, uint64_t op_id);
   void node_retry_waiting(Node& n, bool leader_changed = false);
   void node_complete(Node& n, uint64_t op_id, SimOp::Outcome outcome, uint64_t count = 0,
                      bool present = false, bool exists = false,
                      std::vector<std::string> members = {}, std::string error = {});
+  void node_complete(Node& n, uint64_t op_id, SimOp res);
   void answer_read(Node& n, uint64_t op_id);
+  std::string encode_op(const SimOp& op) const;
+  void stamp(std::string& data) const { set::stamp_command_time(data, kEpochMs + now_ / kMs); }
+  std::vector<raft::Entry> reapply_session_retries(const std::vector<raft::Entry>& entries);
   void client_reply(uint64_t op_id, SimOp result);
+  void client_done(int client);
   void client_next(int client);
   SimOp make_op(int client);
+  // Client sessions (SimOptions::sessions).
+  // A node's connection for `op`: its client's, or a new one for a retry.
+  static uint64_t connection_of(const SimOp& op) {
+    return op.attempts > 1 ? (uint64_t{1} << 40) + op.id : static_cast<uint64_t>(op.client);
+  }
+  bool session_client(int client) const { return opt_.sessions && client >= 0 && client % 2 == 1; }
+  void open_session(int client);
+  void session_opened(const SimOp& wire);
+  void send_attempt(uint64_t logical_id);
+  void attempt_done(const SimOp& wire);
+  void finish_logical(SimOp& logical, SimOp::Outcome outcome);
   // The first key of the current generation (SimOptions::ops_per_key).
   uint64_t key_base() const {
     if (opt_.ops_per_key <= 0) return 0;
@@ -218,7 +246,21 @@ class Sim {
   std::map<std::pair<NodeId, NodeId>, uint64_t> stream_last_us_;  // FIFO per link
 
   // Clients and history.
-  std::map<uint64_t, SimOp> ops_;  // id -> op (the history)
+  std::map<uint64_t, SimOp> ops_;  // id -> op as sent (a plain op's record is its history)
+  // Session clients: their session and the sequence numbers not yet answered.
+  struct SessionClient {
+    uint64_t session = 0;  // 0: none open
+    bool opening = false;
+    uint64_t next_seq = 1;
+    std::set<uint64_t> unacked;
+  };
+  std::map<int, SessionClient> session_clients_;
+  // Session writes as logical requests (their history records), and each
+  // wire attempt's logical request.
+  std::map<uint64_t, SimOp> logical_;
+  std::map<uint64_t, uint64_t> attempt_of_;  // wire op id -> logical id
+  // Bug reapply_session_retry: the first log index of each (session, seq).
+  std::map<std::pair<uint64_t, uint64_t>, Index> first_seq_index_;
   std::map<uint64_t, uint64_t> op_deadline_;
   std::map<int, int> client_outstanding_;
   uint64_t next_op_ = 1;
@@ -476,7 +518,9 @@ void Sim::apply_entries(Node& n, const std::vector<raft::Entry>& entries) {
                std::to_string(it->second.first));
     }
   }
-  auto results = n.sm->apply(entries, false);
+  auto results = opt_.node_bugs.reapply_session_retry
+                     ? n.sm->apply(reapply_session_retries(entries), false)
+                     : n.sm->apply(entries, false);
   if (!results.ok()) {
     return fail("raft-invariants", "apply", results.status().to_string());
   }
@@ -508,6 +552,15 @@ void Sim::apply_entries(Node& n, const std::vector<raft::Entry>& entries) {
       reply.outcome = SimOp::Outcome::kOk;
       reply.count = r.count;
       reply.exists = r.status.code() == Code::kExists;
+      reply.duplicate = r.duplicate;
+      reply.index = r.index;
+      if (!r.status.is_ok() && r.status.code() != Code::kExists) {
+        // Refused by the state machine, nothing changed: an unknown or
+        // expired session, or a session request the client got wrong.
+        reply.outcome = SimOp::Outcome::kFail;
+        reply.error = r.status.code() == Code::kSessionExpired ? "SESSIONEXPIRED"
+                                                               : "ERR " + r.status.to_string();
+      }
     }
     if (prop.origin == n.id) {
       deliver(n, reply);
@@ -518,6 +571,28 @@ void Sim::apply_entries(Node& n, const std::vector<raft::Entry>& entries) {
   // Proposals below the applied index that were never applied (truncated
   // and overwritten before this node applied them) cannot happen: every
   // index is applied once. Anything else waits.
+}
+
+// BUG (test only, NodeBugs::reapply_session_retry): an entry whose (session,
+// sequence) an earlier log entry already carried is applied as a plain
+// command, as if the session table were not consulted. Decided by the log
+// alone, so every node applies the same thing (no raft invariant breaks);
+// only the client history can show it.
+std::vector<raft::Entry> Sim::reapply_session_retries(const std::vector<raft::Entry>& entries) {
+  std::vector<raft::Entry> out = entries;
+  for (raft::Entry& e : out) {
+    if (e.type != raft::EntryType::kNormal) continue;
+    auto cmd = set::decode_command(e.data);
+    if (!cmd.ok() || !cmd->session) continue;
+    // Every node applies the log in order, so the first node to apply an
+    // index has seen every earlier (session, sequence).
+    auto [it, fresh] = first_seq_index_.emplace(
+        std::pair(cmd->session->session_id, cmd->session->sequence), e.index);
+    if (fresh || it->second >= e.index) continue;
+    cmd->session.reset();
+    e.data = set::encode_command(*cmd);
+  }
+  return out;
 }
 
 void Sim::maybe_snapshot(Node& n) {
@@ -587,8 +662,11 @@ void Sim::deliver(Node& n, const Packet& p) {
       after_input(n);
       break;
     case Packet::Kind::kForward: {
-      // At the leader: propose once; never re-sent by anyone.
-      auto idx = n.raft->propose({p.command});
+      // At the leader: stamped with its clock and proposed once; never
+      // re-sent by anyone.
+      std::string data = p.command;
+      stamp(data);
+      auto idx = n.raft->propose({data});
       if (!idx.ok()) {
         Packet reply;
         reply.kind = Packet::Kind::kForwardReply;
@@ -603,11 +681,17 @@ void Sim::deliver(Node& n, const Packet& p) {
     }
     case Packet::Kind::kForwardReply: {
       n.forwarded.erase(p.op_id);
+      SimOp res;
+      res.outcome = p.outcome;
       if (p.outcome == SimOp::Outcome::kOk) {
-        node_complete(n, p.op_id, SimOp::Outcome::kOk, p.count, false, p.exists);
+        res.count = p.count;
+        res.exists = p.exists;
+        res.deduplicated = p.duplicate;
+        res.session = p.index;  // CSET.SESSION: the new session's id
       } else {
-        node_complete(n, p.op_id, p.outcome, 0, false, false, {}, "NOQUORUM");
+        res.error = p.error.empty() ? "NOQUORUM" : p.error;
       }
+      node_complete(n, p.op_id, std::move(res));
       break;
     }
   }
@@ -653,6 +737,10 @@ SimOp Sim::make_op(int client) {
 
 void Sim::client_next(int client) {
   if (stopped_ || !chaos_ || issued_ >= opt_.ops) return;
+  if (session_client(client) && session_clients_[client].session == 0) {
+    open_session(client);  // client_next again once it is open
+    return;
+  }
   // Some clients pipeline several requests on one connection.
   int n = rng_.chance(0.2) ? static_cast<int>(rng_.range(2, 4)) : 1;
   std::vector<SimOp> ops;
@@ -669,14 +757,143 @@ void Sim::client_next(int client) {
     // into one (expensive) object.
     op.node = node;
     op.key = key;
+    if (session_client(client) && is_write(op.kind)) {
+      // CSET.SEQ session seq lowest_unacked: the lowest sequence whose
+      // answer the client has not had yet (this one included).
+      SessionClient& sc = session_clients_[client];
+      op.session = sc.session;
+      op.seq = sc.next_seq++;
+      sc.unacked.insert(op.seq);
+      op.lowest_unacked = *sc.unacked.begin();
+      op.attempts = 0;  // none sent yet
+      op.invoke_us = now_;
+      logical_[op.id] = op;
+      // Its first attempt: a wire request of its own, on this connection.
+      SimOp wire = op;
+      wire.id = next_op_++;
+      wire.attempts = 1;
+      attempt_of_[wire.id] = op.id;
+      logical_[op.id].attempts = 1;
+      op = std::move(wire);
+    }
     ops.push_back(std::move(op));
     issued_++;
   }
   client_submit(client, std::move(ops));
 }
 
-void Sim::client_submit(int client, std::vector<SimOp> ops) {
-  client_outstanding_[client] += static_cast<int>(ops.size());
+void Sim::open_session(int client) {
+  SessionClient& sc = session_clients_[client];
+  if (sc.opening) return;
+  sc.opening = true;
+  SimOp op;
+  op.id = next_op_++;
+  op.client = client;
+  op.kind = SimOp::Kind::kOpenSession;
+  std::vector<NodeId> live = member_ids();
+  op.node = live[rng_.below(live.size())];
+  // Sometimes a short session (CSET.SESSION TIMEOUT ms), so that sessions
+  // expire mid-run and retries meet SESSIONEXPIRED.
+  op.count = rng_.chance(0.25) ? rng_.range(1500, 6000) : 0;
+  client_submit(client, {op}, /*counted=*/false);
+}
+
+void Sim::session_opened(const SimOp& wire) {
+  SessionClient& sc = session_clients_[wire.client];
+  sc.opening = false;
+  if (wire.outcome == SimOp::Outcome::kOk) {
+    sc.session = wire.session;  // the REGISTER entry's index
+    result_.stats.sessions_opened++;
+    trace_.add(0x5E550000 + sc.session);
+  }
+  // Open or not (a lost or failed CSET.SESSION is sent again), carry on.
+  int client = wire.client;
+  after(rng_.below(20 * kMs), [this, client] { client_next(client); });
+}
+
+// One more attempt of a session write, through any node.
+void Sim::send_attempt(uint64_t logical_id) {
+  SimOp& l = logical_.at(logical_id);
+  SimOp wire = l;
+  wire.id = next_op_++;
+  wire.attempts = ++l.attempts;
+  std::vector<NodeId> live = member_ids();
+  wire.node = live[rng_.below(live.size())];
+  attempt_of_[wire.id] = logical_id;
+  result_.stats.retries_sent++;
+  client_submit(wire.client, {wire}, /*counted=*/false);
+}
+
+// The answer (or none) to one attempt of a session write.
+void Sim::attempt_done(const SimOp& wire) {
+  SimOp& l = logical_.at(attempt_of_.at(wire.id));
+  if (l.outcome != SimOp::Outcome::kPending) return;
+  if (wire.outcome == SimOp::Outcome::kOk) {
+    // Definitive: applied now, or answered from the session table with the
+    // result of the attempt that was applied.
+    l.count = wire.count;
+    l.exists = wire.exists;
+    l.deduplicated = wire.deduplicated;
+    if (l.attempts > 1 && wire.deduplicated) {
+      result_.stats.retries_deduplicated++;
+      if (l.kind == SimOp::Kind::kAddStrict && !wire.exists) result_.stats.strict_add_retries_ok++;
+    }
+    return finish_logical(l, SimOp::Outcome::kOk);
+  }
+  // An attempt that got an answer was certainly not applied (the
+  // refusals) or may have been (unknown).
+  if (wire.outcome == SimOp::Outcome::kUnknown) l.error = "maybe applied";
+  if (wire.error == "SESSIONEXPIRED") {
+    // Nothing was applied now; an earlier attempt may have been. The
+    // client needs a new session for its next writes.
+    result_.stats.sessions_expired++;
+    SessionClient& sc = session_clients_[l.client];
+    if (sc.session == l.session) sc.session = 0;
+    return finish_logical(l, l.error.empty() ? SimOp::Outcome::kFail : SimOp::Outcome::kUnknown);
+  }
+  if (wire.error.rfind("ERR", 0) == 0) {
+    // A correct client never gets these while the request is pending: its
+    // sequence is still unacknowledged and within the window.
+    fail("sessions", "session request refused",
+         "client " + std::to_string(l.client) + " session " + std::to_string(l.session) + " seq " +
+             std::to_string(l.seq) + ": " + wire.error);
+    return;
+  }
+  if (l.attempts >= kSessionAttempts || stopped_) {
+    return finish_logical(l, l.error.empty() ? SimOp::Outcome::kFail : SimOp::Outcome::kUnknown);
+  }
+  uint64_t id = l.id;
+  after(rng_.range(5, 100) * kMs, [this, id] {
+    if (!stopped_) send_attempt(id);
+  });
+}
+
+void Sim::finish_logical(SimOp& l, SimOp::Outcome outcome) {
+  l.outcome = outcome;
+  l.complete_us = now_;
+  if (outcome == SimOp::Outcome::kOk) l.error.clear();
+  trace_.add(l.id * 131 + static_cast<uint64_t>(outcome) * 7 + l.count);
+  result_.stats.session_requests++;
+  switch (outcome) {
+    case SimOp::Outcome::kOk:
+      result_.stats.ops_ok++;
+      break;
+    case SimOp::Outcome::kFail:
+      result_.stats.ops_failed++;
+      break;
+    default:
+      result_.stats.ops_unknown++;
+      break;
+  }
+  // Answered (or given up): later requests may let the cluster forget it.
+  session_clients_[l.client].unacked.erase(l.seq);
+  client_done(l.client);
+}
+
+void Sim::client_submit(int client, std::vector<SimOp> ops, bool counted) {
+  for (const SimOp& op : ops) {
+    if (counted && op.kind != SimOp::Kind::kOpenSession) client_outstanding_[client]++;
+  }
   // One connection: requests arrive in the order sent (TCP).
   uint64_t arrival = 50 + rng_.below(500);
   for (auto& op : ops) {
@@ -696,9 +913,7 @@ void Sim::client_submit(int client, std::vector<SimOp> ops) {
       SimOp& o = ops_.at(id);
       if (o.outcome != SimOp::Outcome::kPending) return;
       SimOp res;
-      bool is_write = o.kind == SimOp::Kind::kAdd || o.kind == SimOp::Kind::kAddStrict ||
-                      o.kind == SimOp::Kind::kRem;
-      res.outcome = is_write ? SimOp::Outcome::kUnknown : SimOp::Outcome::kFail;
+      res.outcome = is_write(o.kind) ? SimOp::Outcome::kUnknown : SimOp::Outcome::kFail;
       res.error = "client timeout";
       client_reply(id, res);
     });
@@ -716,6 +931,10 @@ void Sim::client_reply(uint64_t op_id, SimOp res) {
   o.result_members = std::move(res.result_members);
   o.error = res.error;
   trace_.add(op_id * 131 + static_cast<uint64_t>(o.outcome) * 7 + o.count);
+  o.deduplicated = res.deduplicated;
+  o.session = o.kind == SimOp::Kind::kOpenSession ? res.session : o.session;
+  if (o.kind == SimOp::Kind::kOpenSession) return session_opened(o);
+  if (attempt_of_.count(op_id)) return attempt_done(o);
   switch (o.outcome) {
     case SimOp::Outcome::kOk:
       result_.stats.ops_ok++;
@@ -727,7 +946,10 @@ void Sim::client_reply(uint64_t op_id, SimOp res) {
       result_.stats.ops_unknown++;
       break;
   }
-  int client = o.client;
+  client_done(o.client);
+}
+
+void Sim::client_done(int client) {
   if (--client_outstanding_[client] == 0) {
     after(rng_.below(20 * kMs), [this, client] { client_next(client); });
   }
@@ -735,7 +957,7 @@ void Sim::client_reply(uint64_t op_id, SimOp res) {
 
 void Sim::node_receive_op(Node& n, uint64_t op_id) {
   const SimOp& op = ops_.at(op_id);
-  auto& q = n.connections[static_cast<uint64_t>(op.client)];
+  auto& q = n.connections[connection_of(op)];
   q.push_back(op_id);
   // Commands on one connection take effect in the order sent: one at a time.
   if (q.size() == 1) node_start_op(n, op_id);
@@ -743,13 +965,11 @@ void Sim::node_receive_op(Node& n, uint64_t op_id) {
   at_node(n.id, kWriteTimeoutUs, [this, op_id](Node& m) {
     const SimOp& o = ops_.at(op_id);
     if (o.outcome != SimOp::Outcome::kPending) return;
-    bool is_write = o.kind == SimOp::Kind::kAdd || o.kind == SimOp::Kind::kAddStrict ||
-                    o.kind == SimOp::Kind::kRem;
     bool passed = m.forwarded.count(op_id) > 0;
     for (const auto& [idx, p] : m.proposals) {
       if (p.op_id == op_id) passed = true;
     }
-    if (is_write && passed) {
+    if (is_write(o.kind) && passed) {
       node_complete(m, op_id, SimOp::Outcome::kUnknown, 0, false, false, {}, "TIMEOUT");
     } else {
       node_complete(m, op_id, SimOp::Outcome::kFail, 0, false, false, {}, "NOQUORUM");
@@ -764,9 +984,7 @@ void Sim::node_start_op(Node& n, uint64_t op_id) {
     node_complete(n, op_id, SimOp::Outcome::kFail, 0, false, false, {}, "REMOVED");
     return;
   }
-  bool is_write = op.kind == SimOp::Kind::kAdd || op.kind == SimOp::Kind::kAddStrict ||
-                  op.kind == SimOp::Kind::kRem;
-  if (!is_write) {
+  if (!is_write(op.kind)) {
     if (opt_.node_bugs.stale_local_read) {
       answer_read(n, op_id);  // BUG (test only): no ReadIndex
       return;
@@ -778,21 +996,11 @@ void Sim::node_start_op(Node& n, uint64_t op_id) {
     }
     return;  // otherwise retried at the next tick
   }
-  set::Command cmd;
-  switch (op.kind) {
-    case SimOp::Kind::kAdd:
-      cmd = set::Command::add(op.key, op.members);
-      break;
-    case SimOp::Kind::kAddStrict:
-      cmd = set::Command::add_strict(op.key, op.members[0]);
-      break;
-    default:
-      cmd = set::Command::rem(op.key, op.members);
-      break;
-  }
-  std::string data = set::encode_command(cmd);
+  std::string data = encode_op(op);
   if (n.raft->role() == raft::Role::kLeader) {
-    auto idx = n.raft->propose({data});
+    std::string stamped = data;
+    stamp(stamped);
+    auto idx = n.raft->propose({stamped});
     if (idx.ok()) {
       n.proposals[*idx] = Proposal{n.raft->term(), op_id, n.id};
       after_input(n);
@@ -810,6 +1018,30 @@ void Sim::node_start_op(Node& n, uint64_t op_id) {
     p.raft.from = n.id;
     send_packet(n.id, leader, std::move(p));
   }
+}
+
+// The command a write puts in the log (unstamped: the leader stamps it).
+std::string Sim::encode_op(const SimOp& op) const {
+  set::Command cmd;
+  switch (op.kind) {
+    case SimOp::Kind::kAdd:
+      cmd = set::Command::add(op.key, op.members);
+      break;
+    case SimOp::Kind::kAddStrict:
+      cmd = set::Command::add_strict(op.key, op.members[0]);
+      break;
+    case SimOp::Kind::kOpenSession:
+      // CSET.SESSION [TIMEOUT ms]: op.count carries the timeout asked for.
+      cmd = set::Command::register_session(op.count);
+      break;
+    default:
+      cmd = set::Command::rem(op.key, op.members);
+      break;
+  }
+  if (op.session != 0) {
+    cmd.session = set::SessionHeader{op.session, op.seq, op.lowest_unacked};
+  }
+  return set::encode_command(cmd);
 }
 
 void Sim::node_retry_waiting(Node& n, bool leader_changed) {
@@ -867,13 +1099,6 @@ void Sim::answer_read(Node& n, uint64_t op_id) {
 void Sim::node_complete(Node& n, uint64_t op_id, SimOp::Outcome outcome, uint64_t count,
                         bool present, bool exists, std::vector<std::string> members,
                         std::string error) {
-  SimOp& op = ops_.at(op_id);
-  if (op.outcome != SimOp::Outcome::kPending) return;
-  auto& q = n.connections[static_cast<uint64_t>(op.client)];
-  auto it = std::find(q.begin(), q.end(), op_id);
-  if (it == q.end()) return;  // already answered by this node
-  q.erase(it);
-  n.forwarded.erase(op_id);
   SimOp res;
   res.outcome = outcome;
   res.count = count;
@@ -881,6 +1106,28 @@ void Sim::node_complete(Node& n, uint64_t op_id, SimOp::Outcome outcome, uint64_
   res.exists = exists;
   res.result_members = std::move(members);
   res.error = std::move(error);
+  node_complete(n, op_id, std::move(res));
+}
+
+void Sim::node_complete(Node& n, uint64_t op_id, SimOp res) {
+  SimOp& op = ops_.at(op_id);
+  if (op.outcome != SimOp::Outcome::kPending) return;
+  auto& q = n.connections[connection_of(op)];
+  auto it = std::find(q.begin(), q.end(), op_id);
+  if (it == q.end()) return;  // already answered by this node
+  q.erase(it);
+  n.forwarded.erase(op_id);
+  if (opt_.lost_replies > 0 && res.outcome == SimOp::Outcome::kOk && is_write(op.kind) &&
+      op.kind != SimOp::Kind::kOpenSession && rng_.chance(opt_.lost_replies)) {
+    // The write was applied, but its reply is lost: the connection drops
+    // and the client cannot tell whether the write happened.
+    result_.stats.lost_replies++;
+    trace_.add(0x1057000 + op_id);
+    SimOp lost;
+    lost.outcome = SimOp::Outcome::kUnknown;
+    lost.error = "connection lost";
+    res = std::move(lost);
+  }
   // Node -> client.
   after(50 + rng_.below(500), [this, op_id, res] { client_reply(op_id, res); });
   if (!q.empty()) node_start_op(n, q.front());
@@ -1315,7 +1562,14 @@ SimResult Sim::run() {
     }
     check_log_matching();
   }
-  for (auto& [id, op] : ops_) result_.history.push_back(op);
+  // The history: plain requests as sent, session writes as logical requests
+  // (their attempts and CSET.SESSION requests are not client operations).
+  std::map<uint64_t, const SimOp*> history;
+  for (const auto& [id, op] : ops_) {
+    if (!attempt_of_.count(id) && op.kind != SimOp::Kind::kOpenSession) history[id] = &op;
+  }
+  for (const auto& [id, op] : logical_) history[id] = &op;
+  for (const auto& [id, op] : history) result_.history.push_back(*op);
   if (!stopped_) check_linearizability();
   result_.stats.virtual_ms = now_ / kMs;
   result_.trace_hash = trace_.value();
@@ -1338,6 +1592,8 @@ const char* to_string(SimOp::Kind kind) {
       return "members";
     case SimOp::Kind::kSize:
       return "size";
+    case SimOp::Kind::kOpenSession:
+      return "open_session";
   }
   return "?";
 }
@@ -1359,6 +1615,13 @@ void SimStats::add(const SimStats& o) {
   ops_failed += o.ops_failed;
   ops_unknown += o.ops_unknown;
   virtual_ms += o.virtual_ms;
+  sessions_opened += o.sessions_opened;
+  session_requests += o.session_requests;
+  lost_replies += o.lost_replies;
+  retries_sent += o.retries_sent;
+  retries_deduplicated += o.retries_deduplicated;
+  strict_add_retries_ok += o.strict_add_retries_ok;
+  sessions_expired += o.sessions_expired;
 }
 
 SimResult run_simulation(const SimOptions& options) {
@@ -1388,6 +1651,7 @@ const BugEntry kBugs[] = {
     {"quorum-half-inclusive", &raft::InjectedBugs::quorum_half_inclusive, nullptr},
     {"tiebreaker-from-reachable", &raft::InjectedBugs::tiebreaker_from_reachable, nullptr},
     {"single-server-change", &raft::InjectedBugs::single_server_change, nullptr},
+    {"reapply-session-retry", nullptr, &NodeBugs::reapply_session_retry},
 };
 }  // namespace
 

@@ -7,7 +7,9 @@
 // partitions of every shape (halves, isolated leader, minority, bridge,
 // one-way links) that flap and heal; crashes and restarts at any moment with
 // unsynced writes lost and the last write possibly torn; slow disks; clocks
-// ticking at different rates; random membership changes.
+// ticking at different rates; random membership changes; lost replies to
+// applied writes. Half the clients use client sessions (docs/sessions.md)
+// and retry a write whose answer they did not get, through any node.
 //
 // What it checks, on every run: the Raft invariants as it goes (one leader
 // per term; leader completeness; state machine safety: no two nodes apply
@@ -26,12 +28,19 @@
 
 namespace cset::sim {
 
+/// Times a session client sends one request before it gives up (unknown).
+inline constexpr int kSessionAttempts = 8;
+
 /// Bugs the simulated node runtime can be built with (besides raft's
 /// InjectedBugs), to show that the checkers catch them.
 struct NodeBugs {
   bool ack_before_fsync = false;     // send acknowledgements before the fsync
   bool stale_local_read = false;     // serve reads from local state, no ReadIndex
   bool apply_before_commit = false;  // apply entries as soon as they are appended
+  /// Apply a session retry again instead of answering it from the session
+  /// table: the apply wrapper strips the session header from an entry whose
+  /// (session, sequence) an earlier log entry already carried.
+  bool reapply_session_retry = false;
 };
 
 struct SimOptions {
@@ -48,6 +57,17 @@ struct SimOptions {
   int members = 4;  // member space per key
   bool faults = true;
   bool membership = true;  // random configuration changes
+  /// Client sessions (docs/sessions.md): every other client (1, 3, ...) opens
+  /// a session through the log (CSET.SESSION) and sends its writes as
+  /// CSET.SEQ with increasing sequence numbers; a request whose answer it did
+  /// not get (lost reply, TIMEOUT, NOQUORUM, its own timeout) is sent again,
+  /// same (session, sequence), through any node, until a definitive answer
+  /// (at most kSessionAttempts times). The others stay plain clients.
+  bool sessions = true;
+  /// Probability that the reply to an applied write is lost on its way to
+  /// the client (the connection drops after the node answered): a plain
+  /// client records the write as unknown, a session client retries it.
+  double lost_replies = 0.05;
   /// Check the Raft invariants as the run goes (off: only the client
   /// history is checked, to show what the linearizability checker sees alone).
   bool invariants = true;
@@ -57,7 +77,8 @@ struct SimOptions {
 
 /// One client operation as the simulated client saw it.
 struct SimOp {
-  enum class Kind : uint8_t { kAdd, kAddStrict, kRem, kContains, kMembers, kSize };
+  // kOpenSession (CSET.SESSION) is a client's own request, never in a history.
+  enum class Kind : uint8_t { kAdd, kAddStrict, kRem, kContains, kMembers, kSize, kOpenSession };
   enum class Outcome : uint8_t { kPending, kOk, kFail, kUnknown };
   uint64_t id = 0;
   int client = 0;
@@ -75,6 +96,14 @@ struct SimOp {
   bool exists = false;
   std::vector<std::string> result_members;
   std::string error;  // the error code word when failed/unknown
+  // Client sessions (SimOptions::sessions). A session write in a history is
+  // one logical request: invoked at its first attempt, completed at its
+  // definitive answer, with that answer's result.
+  uint64_t session = 0;  // 0: a plain request
+  uint64_t seq = 0;
+  uint64_t lowest_unacked = 0;
+  int attempts = 1;           // times sent
+  bool deduplicated = false;  // the definitive answer came from the session table
 };
 const char* to_string(SimOp::Kind kind);
 
@@ -95,6 +124,14 @@ struct SimStats {
   uint64_t ops_failed = 0;
   uint64_t ops_unknown = 0;
   uint64_t virtual_ms = 0;
+  // Client sessions and lost replies.
+  uint64_t sessions_opened = 0;
+  uint64_t session_requests = 0;       // logical session writes completed (any outcome)
+  uint64_t lost_replies = 0;           // replies to applied writes dropped
+  uint64_t retries_sent = 0;           // session attempts after the first
+  uint64_t retries_deduplicated = 0;   // retries answered from the session table
+  uint64_t strict_add_retries_ok = 0;  // of those, CSET.ADD answered OK (its own first attempt)
+  uint64_t sessions_expired = 0;       // SESSIONEXPIRED answers
 
   void add(const SimStats& o);
 };

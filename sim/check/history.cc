@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -187,6 +188,7 @@ const char* to_string(OpKind kind) { return kKindNames[static_cast<size_t>(kind)
 const char* to_string(Outcome outcome) { return kOutcomeNames[static_cast<size_t>(outcome)]; }
 
 Status validate_history(const History& history) {
+  std::map<std::pair<uint64_t, uint64_t>, size_t> session_requests;  // (session, seq) -> #N
   for (size_t i = 0; i < history.size(); ++i) {
     const Operation& op = history[i];
     std::string where = "history op #" + std::to_string(i + 1) + ": ";
@@ -213,6 +215,24 @@ Status validate_history(const History& history) {
     if (op.kind != OpKind::kMembers && !op.result_members.empty()) {
       return invalid(where + "result members recorded for " + to_string(op.kind));
     }
+    if (op.attempts == 0) return invalid(where + "attempts must be at least 1");
+    if (op.session == 0 && (op.seq != 0 || op.deduplicated)) {
+      return invalid(where + "seq or deduplicated without a session");
+    }
+    if (op.deduplicated && op.outcome != Outcome::kOk) {
+      return invalid(where + "deduplicated on an operation that is not ok");
+    }
+    if (op.session != 0) {
+      if (op.kind != OpKind::kAdd && op.kind != OpKind::kAddStrict && op.kind != OpKind::kRem) {
+        return invalid(where + "a session request must be a write");
+      }
+      auto [it, fresh] = session_requests.emplace(std::pair(op.session, op.seq), i + 1);
+      if (!fresh) {
+        return invalid(where + "session " + std::to_string(op.session) + " sequence " +
+                       std::to_string(op.seq) + " is already op #" + std::to_string(it->second) +
+                       " (a retried session request is one operation: record it once)");
+      }
+    }
   }
   return Status::ok();
 }
@@ -231,6 +251,12 @@ std::string to_json_line(const Operation& op) {
   j["complete"] = op.complete;
   j["outcome"] = to_string(op.outcome);
   if (op.outcome == Outcome::kOk) j["result"] = result_to_json(op);
+  if (op.session != 0) {
+    j["session"] = op.session;
+    j["seq"] = op.seq;
+  }
+  if (op.attempts != 1) j["attempts"] = op.attempts;
+  if (op.deduplicated) j["deduplicated"] = true;
   return j.dump(-1, ' ', false);
 }
 
@@ -273,6 +299,20 @@ Result<Operation> parse_json_line(std::string_view line) {
     }
   } else if (j.contains("result")) {
     return invalid("a \"result\" on an operation that is not ok");
+  }
+  // Optional session fields (absent in older files: a plain request sent once).
+  if (j.contains("session") && !int_from_json(j["session"], op.session)) {
+    return invalid("\"session\" must be a non-negative integer");
+  }
+  if (j.contains("seq") && !int_from_json(j["seq"], op.seq)) {
+    return invalid("\"seq\" must be a non-negative integer");
+  }
+  if (j.contains("attempts") && !int_from_json(j["attempts"], op.attempts)) {
+    return invalid("\"attempts\" must be a non-negative integer");
+  }
+  if (j.contains("deduplicated")) {
+    if (!j["deduplicated"].is_boolean()) return invalid("\"deduplicated\" must be true or false");
+    op.deduplicated = j["deduplicated"].get<bool>();
   }
   return op;
 }
@@ -361,8 +401,12 @@ std::string quote(std::string_view bytes) {
 }
 
 std::string describe(const Operation& op, size_t number) {
-  std::string out = "#" + std::to_string(number) + " client " + std::to_string(op.client) + " [" +
-                    std::to_string(op.invoke) + ", ";
+  std::string out = "#" + std::to_string(number) + " client " + std::to_string(op.client);
+  if (op.session != 0) {
+    out += " session " + std::to_string(op.session) + " seq " + std::to_string(op.seq);
+  }
+  if (op.attempts > 1) out += " (" + std::to_string(op.attempts) + " attempts)";
+  out += " [" + std::to_string(op.invoke) + ", ";
   out += op.outcome == Outcome::kUnknown ? "?" : std::to_string(op.complete);
   out += "] " + std::string(to_string(op.kind)) + "(" + quote(op.key);
   for (const std::string& m : op.members) out += ", " + quote(m);
@@ -375,9 +419,10 @@ std::string describe(const Operation& op, size_t number) {
     case OpKind::kAdd:
     case OpKind::kRem:
     case OpKind::kSize:
-      return out + std::to_string(op.count);
+      return out + std::to_string(op.count) + (op.deduplicated ? " (from the session table)" : "");
     case OpKind::kAddStrict:
-      return out + (op.flag ? "OK" : "EXISTS");
+      return out + (op.flag ? "OK" : "EXISTS") +
+             (op.deduplicated ? " (from the session table)" : "");
     case OpKind::kContains:
       return out + (op.flag ? "true" : "false");
     case OpKind::kMembers: {

@@ -58,6 +58,19 @@ struct Operation {
   bool flag = false;   // kContains: present; kAddStrict: true = OK, false = EXISTS
   std::vector<std::string> result_members;  // kMembers, in any order
 
+  // A client-session write (docs/sessions.md): one logical request, however
+  // many times it was sent. Optional; the checker reads only `attempts`.
+  uint64_t session = 0;  // the session id; 0 = not a session request
+  uint64_t seq = 0;      // its sequence number in the session (with `session` only)
+  /// Times the request was sent. More than 1: a session request retried,
+  /// maybe through other connections, recorded as ONE operation (invoked at
+  /// its first attempt, completed at the definitive answer, that answer's
+  /// result); it is then not held to its client's sending order.
+  uint64_t attempts = 1;
+  /// The definitive answer came from the session table (a retry of a request
+  /// that had already taken effect). Informative; only with `session`, when ok.
+  bool deduplicated = false;
+
   bool operator==(const Operation&) const = default;
 };
 
@@ -67,7 +80,9 @@ const char* to_string(OpKind kind);
 const char* to_string(Outcome outcome);
 
 /// Checks every operation's shape (member counts, times, no result unless
-/// ok). Errors: kInvalid naming the operation (#N counts from 1).
+/// ok; session fields: `seq` and `deduplicated` only with `session`,
+/// attempts >= 1, and no (session, seq) twice: a retried session request is
+/// one operation). Errors: kInvalid naming the operation (#N counts from 1).
 Status validate_history(const History& history);
 
 /// One operation as a single JSON object (no newline).

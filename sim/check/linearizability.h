@@ -12,7 +12,8 @@
 // SADD/SREM ties its members; a whole-key read — SMEMBERS, SCARD — ties the
 // whole key, because a whole-key read checked member by member is not
 // sound); overlapping operations of one connection are tied too, so the
-// sending order is checked exactly.
+// sending order is checked exactly (not a retried session request:
+// history.h, Operation::attempts).
 //
 // Guarantees:
 // - Sound: kLinearizable only when a linearization was found for every object.

@@ -77,7 +77,11 @@ std::vector<Object> partition(const History& history, bool client_order) {
   if (client_order) {
     std::map<uint64_t, std::vector<size_t>> by_client;
     for (size_t i = 0; i < n; ++i) {
-      if (relevant(history[i])) by_client[history[i].client].push_back(i);
+      // A retried session request may have taken effect through another
+      // connection, after later requests of its own: no client order.
+      if (relevant(history[i]) && history[i].attempts <= 1) {
+        by_client[history[i].client].push_back(i);
+      }
     }
     for (auto& [client, ops] : by_client) {
       sort_by_invoke(history, ops);

@@ -187,11 +187,15 @@ SearchOp make_search_op(const History& history, const Object& object, size_t h, 
 }
 
 // Ties each operation to the latest earlier operation of its client (in
-// sending order) whose recorded interval overlaps its own.
+// sending order) whose recorded interval overlaps its own. Retried session
+// requests are left out (history.h, Operation::attempts).
 void tie_client_order(const History& history, std::vector<SearchOp>& ops) {
   std::map<uint64_t, std::vector<int>> by_client;  // earlier ops, in sending order
   for (int i = 0; i < static_cast<int>(ops.size()); ++i) {
     const Operation& b = history[ops[i].history_index];
+    // A retried session request (attempts > 1) may have taken effect through
+    // another connection, after later requests of its client: not ordered.
+    if (b.attempts > 1) continue;
     auto& earlier = by_client[b.client];
     for (auto it = earlier.rbegin(); it != earlier.rend(); ++it) {
       if (history[ops[*it].history_index].complete >= b.invoke) {

@@ -158,6 +158,77 @@ TEST(HistoryTest, DescribeIsReadable) {
             "#1 client 1 [1, ?] add(\"k\", \"a\\r\\n\") -> unknown (gave up at 5)");
 }
 
+// Client-session fields (docs/history-format.md): optional, round-trip
+// exactly, and a line without them is a plain request sent once.
+TEST(HistoryTest, SessionFieldsRoundTripAndDefault) {
+  Operation retried = make_op(3, OpKind::kAddStrict, "k", {"a"}, 10, 90, Outcome::kOk);
+  retried.flag = true;
+  retried.session = 17;
+  retried.seq = 4;
+  retried.attempts = 3;
+  retried.deduplicated = true;
+  Operation once = make_op(3, OpKind::kRem, "k", {"a"}, 100, 110, Outcome::kUnknown);
+  once.session = 17;
+  once.seq = 5;
+  History h = {retried, once, make_op(1, OpKind::kAdd, "k", {"b"}, 1, 2, Outcome::kOk, 1)};
+  ASSERT_TRUE(validate_history(h).is_ok());
+  std::string text = to_jsonl(h);
+  for (const char* field :
+       {"\"attempts\":3,", "\"deduplicated\":true,", "\"seq\":4,\"session\":17}"}) {
+    EXPECT_NE(text.find(field), std::string::npos) << field << " in " << text;
+  }
+  auto parsed = parse_jsonl(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().to_string();
+  EXPECT_EQ(*parsed, h);
+  EXPECT_EQ((*parsed)[2].session, 0u);
+  EXPECT_EQ((*parsed)[2].attempts, 1u);
+  EXPECT_FALSE((*parsed)[2].deduplicated);
+  EXPECT_EQ(describe(retried, 1),
+            "#1 client 3 session 17 seq 4 (3 attempts) [10, 90] add_strict(\"k\", \"a\") -> OK "
+            "(from the session table)");
+  for (const char* bad :
+       {R"("session":-1)", R"("seq":"x")", R"("attempts":1.5)", R"("deduplicated":1)"}) {
+    std::string line = R"({"client":1,"op":"add","key":"k","members":["a"],"invoke":1,)"
+                       R"("complete":2,"outcome":"ok","result":1,)" +
+                       std::string(bad) + "}";
+    EXPECT_EQ(parse_json_line(line).code(), Code::kInvalid) << line;
+  }
+}
+
+// A retried session request is ONE operation: two records of one (session,
+// seq) are refused, as are session fields that make no sense.
+TEST(HistoryTest, ValidateRejectsBadSessionRecords) {
+  Operation first = make_op(1, OpKind::kAdd, "k", {"a"}, 1, 5, Outcome::kUnknown);
+  first.session = 9;
+  first.seq = 1;
+  Operation retry = make_op(1, OpKind::kAdd, "k", {"a"}, 6, 8, Outcome::kOk, 1);
+  retry.session = 9;
+  retry.seq = 1;
+  Status st = validate_history({first, retry});
+  EXPECT_EQ(st.code(), Code::kInvalid);
+  EXPECT_NE(st.message().find("#2"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("already op #1"), std::string::npos) << st.message();
+  retry.seq = 2;  // another request of the session
+  EXPECT_TRUE(validate_history({first, retry}).is_ok());
+  retry.session = 10;  // the same sequence in another session
+  retry.seq = 1;
+  EXPECT_TRUE(validate_history({first, retry}).is_ok());
+
+  Operation bad = retry;
+  bad.attempts = 0;
+  EXPECT_EQ(validate_history({bad}).code(), Code::kInvalid);
+  bad = retry;
+  bad.session = 0;  // seq without a session
+  EXPECT_EQ(validate_history({bad}).code(), Code::kInvalid);
+  bad = first;
+  bad.deduplicated = true;  // deduplicated, but not ok
+  EXPECT_EQ(validate_history({bad}).code(), Code::kInvalid);
+  bad = make_op(1, OpKind::kContains, "k", {"a"}, 1, 2, Outcome::kOk);
+  bad.session = 9;  // reads are never session requests
+  bad.seq = 3;
+  EXPECT_EQ(validate_history({bad}).code(), Code::kInvalid);
+}
+
 // The example in docs/history-format.md parses, and is what it says it is.
 TEST(HistoryTest, DocumentedExampleParses) {
   auto h = parse_jsonl(

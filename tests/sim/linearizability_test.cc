@@ -264,6 +264,69 @@ TEST(LinearizabilityTest, PipelinedAfterAnUnknownOperation) {
   EXPECT_EQ(verdict(h, without_client_order()), kYes);
 }
 
+// A session request (docs/sessions.md) whose reply was lost and which was
+// retried is ONE operation: invoked at its first attempt, completed at the
+// definitive answer, with that answer's result (history.h).
+Operation retried(Operation op, uint64_t session, uint64_t seq, uint64_t attempts,
+                  bool deduplicated) {
+  op.session = session;
+  op.seq = seq;
+  op.attempts = attempts;
+  op.deduplicated = deduplicated;
+  return op;
+}
+
+TEST(LinearizabilityTest, DeduplicatedRetryIsOneOperation) {
+  // Client 1's CSET.ADD took effect at its first attempt (client 2 sees the
+  // member early), the reply was lost, and the retry was answered OK from
+  // the session table: correct.
+  History good = {retried(strict(1, "a", 0, 100, true), 7, 1, 2, true), has(2, "a", 10, 20, true),
+                  strict(2, "a", 30, 40, false), members(2, 110, 120, {"a"})};
+  CheckResult r = check_history(good);
+  EXPECT_TRUE(r.ok()) << r.explanation;
+
+  // The bug sessions exist to prevent: the retry applied again and answered
+  // EXISTS for the client's own first attempt. As one operation, nothing
+  // else added "a", so it cannot be present: not linearizable.
+  History bad = {retried(strict(1, "a", 0, 100, false), 7, 1, 2, false), has(2, "a", 10, 20, true),
+                 members(2, 110, 120, {"a"})};
+  r = check_history(bad);
+  EXPECT_EQ(r.verdict, kNo);
+  EXPECT_NE(r.explanation.find("session 7 seq 1 (2 attempts)"), std::string::npos) << r.explanation;
+  // Recorded as two operations (an unknown first attempt and an answered
+  // retry), the same run would pass: why a retry must be recorded once.
+  History split = {unknown(strict(1, "a", 0, 50, true)), strict(1, "a", 60, 100, false),
+                   has(2, "a", 10, 20, true), members(2, 110, 120, {"a"})};
+  EXPECT_EQ(verdict(split), kYes);
+}
+
+TEST(LinearizabilityTest, DoubleAppliedSessionRemoveIsCaught) {
+  // "a" is added; client 1 removes it (session request, 2 attempts, answer
+  // 1); client 2 sees it gone, adds it back, and later sees it gone again:
+  // the retry removed it a second time.
+  History h = {add(2, {"a"}, 0, 5, 1), retried(rem(1, {"a"}, 10, 100, 1), 3, 8, 2, false),
+               has(2, "a", 20, 25, false), add(2, {"a"}, 30, 40, 1), has(2, "a", 50, 60, false)};
+  EXPECT_EQ(verdict(h), kNo);
+  // Deduplicated correctly, "a" stays: linearizable.
+  h[1].deduplicated = true;
+  h[4].flag = true;
+  EXPECT_EQ(verdict(h), kYes);
+}
+
+TEST(LinearizabilityTest, RetriedSessionRequestIsNotHeldToItsClientsOrder) {
+  // Client 1 pipelines an add and a read. Sent once, the add comes first and
+  // the read must see it; retried (through another connection) the add may
+  // take effect after the read.
+  Operation sent_once = retried(add(1, {"a"}, 0, 100, 1), 5, 1, 1, false);
+  History h = {sent_once, has(1, "a", 10, 20, false)};
+  EXPECT_EQ(verdict(h), kNo);
+  h[0].attempts = 2;
+  EXPECT_EQ(verdict(h), kYes);
+  // Still one effect: a later read must see it.
+  h.push_back(has(2, "a", 120, 130, false));
+  EXPECT_EQ(verdict(h), kNo);
+}
+
 TEST(LinearizabilityTest, ExcerptIsSmallAndShowsTheViolation) {
   History h;
   int64_t t = 0;
