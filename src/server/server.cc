@@ -335,6 +335,14 @@ bool Server::Impl::open_sockets(StartError* error) {
     spdlog::warn("peer {} at {} refused ({}): {}", r.peer, r.address,
                  r.by_us ? "by us" : "by the peer", r.reason);
     asio::post(io_, [this, peer = r.peer, why = r.reason] { last_refusal_[peer] = why; });
+    if (!r.by_us && r.reason.rfind("data lost: node " + std::to_string(opt_.id) + "'s", 0) == 0) {
+      // The peer holds another incarnation of this node: it remembers a
+      // history this data directory does not have (an older cluster with
+      // the same flags, or this node was wiped). What it told us about
+      // itself is not to be trusted as its record here.
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      learned_.erase(r.peer);
+    }
     if (!r.by_us && r.reason.rfind(kRemovedReason, 0) == 0) {
       asio::post(io_, [this, reason = r.reason] {
         if (removed_) return;
@@ -626,6 +634,13 @@ void Server::Impl::on_storage_failure(const Status& s) {
 // that peer's handshake — so every node, also one restarted since, refuses a
 // wiped data directory under that id and it can never vote a second time in
 // a term (cases.md C09). One record per change; retried on later ticks.
+bool Server::Impl::acknowledged(NodeId id) const {
+  for (const raft::PeerStatus& p : raft_->peers()) {
+    if (p.id == id) return p.match > 0;
+  }
+  return false;
+}
+
 void Server::Impl::confirm_member_records() {
   if (raft_->role() != raft::Role::kLeader || raft_->conf_change_pending() ||
       raft_->configuration().joint() || !admin_waiting_.empty()) {
@@ -639,6 +654,10 @@ void Server::Impl::confirm_member_records() {
       next.incarnation = hex(store_->identity().incarnation);
       next.client_address = opt_.advertise_client;
     } else {
+      // Only a peer that took our appends: a handshake we accepted from a
+      // peer that refused us (another history under the same cluster id) is
+      // no record of this cluster's member.
+      if (!acknowledged(m.id)) continue;
       std::lock_guard<std::mutex> lock(registry_mu_);
       auto learned = learned_.find(m.id);
       if (learned == learned_.end()) continue;  // not heard from yet

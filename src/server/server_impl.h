@@ -209,6 +209,8 @@ class Server::Impl {
   void process_ready();
   void send_messages(std::vector<raft::Message>& msgs);
   void on_tick();
+  /// True when the leader's progress shows `id` acknowledged an append.
+  bool acknowledged(raft::NodeId id) const;
   void confirm_member_records();
   void on_storage_failure(const Status& s);
   uint64_t now_ms() const;

@@ -413,6 +413,54 @@ class TestLaggingNode(MembershipTestCase):
         self.assertNotIn(b"is not a member of this cluster", behind.log_text())
 
 
+class TestRecreatedClusterWithAnOldNode(MembershipTestCase):
+
+    def test_incarnation_of_a_peer_that_refused_us_is_never_recorded(self):
+        # Found by the breaker: cluster X stopped; n1 and n2 wiped and started
+        # again with the same flags (so the same cluster id) beside X's old n3.
+        # X-n3 refused them ("data lost"), yet their leader recorded X-n3's
+        # incarnation (learned from a handshake it accepted and X-n3 refused),
+        # so a genuinely fresh n3 was refused for good.
+        c = self.cluster = self.new_cluster(3)
+        leader = c.wait_for_leader()
+        self.assertEqual(leader.client(timeout=5).sadd("recreate", "x-data"), 1)
+        until(lambda: all(b"recording node %d" % n.id in leader.log_text() for n in c.nodes),
+              5 * E, what="the leader to record every initial member")
+        for n in c.nodes:
+            self.assertEqual(n.terminate(), 0)
+        n1, n2, n3 = c.nodes
+        for n in (n1, n2):
+            shutil.rmtree(n.data_dir)
+        marks = {n.id: len(n.log_text()) for n in c.nodes}
+        for n in c.nodes:
+            n.start()
+        c.wait_for_started(c.nodes)
+        leader = c.wait_for_leader(among=[n1, n2])
+        until(lambda: b"data lost: node" in n3.log_text()[marks[3]:], 5 * E,
+              what="X's old node 3 to refuse the re-created nodes")
+        other = n2 if leader is n1 else n1
+        until(lambda: b"recording node %d" % other.id in leader.log_text()[marks[leader.id]:],
+              5 * E, what="the new leader to record its peer")
+        time.sleep(2 * E)  # time enough to record node 3 too, wrongly
+        for n in (n1, n2):
+            self.assertNotIn(b"recording node 3", n.log_text()[marks[n.id]:],
+                             f"node {n.id} recorded the incarnation of a node that refused it")
+        # A genuinely fresh node 3 joins the re-created cluster.
+        n3.kill()
+        shutil.rmtree(n3.data_dir)
+        mark3 = {n.id: len(n.log_text()) for n in (n1, n2)}
+        n3.start()
+        c.wait_for_started([n3])
+        leader = c.wait_for_leader(among=[n1, n2])
+        self.assertEqual(leader.client(timeout=5).sadd("recreate", "y-data"), 1)
+        target = int(leader.info()["commit_index"])
+        until(lambda: int(n3.info()["applied_index"]) >= target, 5 * E,
+              what="the fresh node 3 to catch up")
+        for n in (n1, n2):
+            self.assertNotIn(b"data lost: node 3", n.log_text()[mark3[n.id]:])
+        self.assertEqual(first_read(n3, "recreate"), {b"y-data"})
+
+
 class TestForceNewCluster(MembershipTestCase):
 
     def test_force_new_cluster_after_losing_a_majority_for_good(self):
