@@ -72,14 +72,26 @@ Reply convert(const redisReply& raw) {
 
 // Connects and authenticates. Nothing of the request is sent yet, so every
 // failure here leaves the request unapplied.
-Expected<ContextPtr> connect(const Endpoint& endpoint, milliseconds timeout) {
-  ContextPtr context(
-      redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, to_timeval(timeout)));
+// What is left until `deadline` (at least 1 ms, so a socket timeout is set).
+milliseconds left_until(Clock::time_point deadline) {
+  return std::max(milliseconds(1),
+                  std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+}
+
+// Connects (and authenticates) by `deadline`: the connect, AUTH and the
+// exchange that follows share one budget, not one each.
+Expected<ContextPtr> connect(const Endpoint& endpoint, Clock::time_point deadline) {
+  ContextPtr context(redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port,
+                                             to_timeval(left_until(deadline))));
   if (!context) return Error(Code::kUnavailable, endpoint.to_string() + ": out of memory", false);
   if (context->err != 0) {
     return Error(Code::kUnavailable, endpoint.to_string() + ": " + context->errstr, false);
   }
-  if (redisSetTimeout(context.get(), to_timeval(timeout)) != REDIS_OK) {
+  if (Clock::now() >= deadline) {
+    return Error(Code::kUnavailable, endpoint.to_string() + ": connecting took the whole budget",
+                 false);
+  }
+  if (redisSetTimeout(context.get(), to_timeval(left_until(deadline))) != REDIS_OK) {
     return Error(Code::kUnavailable, endpoint.to_string() + ": cannot set the socket timeout",
                  false);
   }
@@ -116,9 +128,15 @@ Error io_failure(const redisContext& context, int saved_errno, const Endpoint& e
                "connection to " + endpoint.to_string() + " failed: " + context.errstr, true);
 }
 
-// Pipelines `commands` on `context` (one write) and reads one reply per command.
+// Pipelines `commands` on `context` (one write) and reads one reply per
+// command, by `deadline` (the socket timeout is what is left of it).
 Expected<std::vector<Reply>> exchange(redisContext& context, const std::vector<Command>& commands,
-                                      const Endpoint& endpoint, milliseconds timeout) {
+                                      const Endpoint& endpoint, Clock::time_point deadline) {
+  const milliseconds timeout = left_until(deadline);
+  if (redisSetTimeout(&context, to_timeval(timeout)) != REDIS_OK) {
+    return Error(Code::kUnavailable, endpoint.to_string() + ": cannot set the socket timeout",
+                 false);
+  }
   for (const Command& command : commands) {
     std::vector<const char*> argv;
     std::vector<size_t> lengths;
@@ -160,6 +178,13 @@ bool try_elsewhere(const std::vector<Reply>& replies, Idempotence idempotence) {
     if (word != "NOQUORUM" && word != "REMOVED") return false;
   }
   return true;
+}
+
+bool answered_timeout(const std::vector<Reply>& replies) {
+  for (const Reply& reply : replies) {
+    if (reply.code_word() == "TIMEOUT") return true;
+  }
+  return false;
 }
 
 Error unexpected(const Reply& reply) {
@@ -281,6 +306,7 @@ Client::Run Client::run(const std::vector<Command>& commands, Idempotence idempo
   const auto deadline = Clock::now() + timeout_;
   std::string failures;  // why each endpoint did not answer, for the final error
   bool timed_out = false;
+  bool maybe_applied = false;  // a session write's earlier send may have been applied
   size_t sends = 0;
   std::vector<Reply> elsewhere_replies;  // the last "try elsewhere" answer
   // Starting with the endpoint that answered last: a later call does not wait
@@ -300,7 +326,8 @@ Client::Run Client::run(const std::vector<Command>& commands, Idempotence idempo
     const milliseconds attempt =
         left > 1 ? std::max(remaining / left, std::min(remaining, kMinAttempt)) : remaining;
     const Endpoint& endpoint = endpoints_[e];
-    auto context = connect(endpoint, attempt);
+    const auto attempt_deadline = Clock::now() + attempt;
+    auto context = connect(endpoint, attempt_deadline);
     if (!context &&
         (context.error().code() == Code::kNoAuth || context.error().code() == Code::kWrongPass)) {
       return {context.error(), sends};  // every node has the same password: no failover
@@ -310,24 +337,42 @@ Client::Run Client::run(const std::vector<Command>& commands, Idempotence idempo
       continue;
     }
     ++sends;
-    auto replies = exchange(**context, commands, endpoint, attempt);
+    auto replies = exchange(**context, commands, endpoint, attempt_deadline);
     if (!replies) {
       const Error& error = replies.error();
       if (idempotence == Idempotence::kNotIdempotent) {
         return {Error(error.code(), error.message() + " (the outcome is unknown)", true), sends};
       }
       if (error.code() == Code::kTimeout) timed_out = true;
+      maybe_applied = true;  // sent, then no answer: it may have been applied
       failures += (failures.empty() ? "" : "; ") + error.message();
       continue;
     }
-    answered_ = e;
-    if (try_elsewhere(*replies, idempotence) && i + 1 < endpoints_.size()) {
-      elsewhere_replies = std::move(*replies);
-      continue;
+    if (!try_elsewhere(*replies, idempotence)) {
+      answered_ = e;
+      return {std::move(replies), sends};
     }
-    return {std::move(replies), sends};
+    if (idempotence == Idempotence::kExactlyOnce && answered_timeout(*replies)) {
+      maybe_applied = true;
+    }
+    elsewhere_replies = std::move(*replies);
   }
-  if (!elsewhere_replies.empty()) return {std::move(elsewhere_replies), sends};
+  if (!elsewhere_replies.empty()) {
+    // The last "try elsewhere" answer (NOQUORUM, REMOVED, a session write's
+    // TIMEOUT). Its "nothing changed" does not hold for the request when an
+    // earlier send of the same session write may have applied.
+    if (idempotence == Idempotence::kExactlyOnce && maybe_applied) {
+      for (Reply& reply : elsewhere_replies) {
+        if (reply.is_error() && reply.code_word() != "TIMEOUT") {
+          reply.text =
+              "TIMEOUT an earlier attempt of this request may have been applied (no "
+              "answer, or TIMEOUT); the last endpoint answered: " +
+              reply.text;
+        }
+      }
+    }
+    return {std::move(elsewhere_replies), sends};
+  }
   // A session write that was sent and never answered may have applied.
   const bool unknown = sends > 0 && idempotence == Idempotence::kExactlyOnce;
   if (timed_out) {
@@ -480,9 +525,10 @@ Expected<uint64_t> Client::size(std::string_view key) {
 
 Expected<Reply> command_once(const Endpoint& endpoint, const Command& command,
                              milliseconds timeout) {
-  auto context = connect(endpoint, timeout);
+  const auto deadline = Clock::now() + timeout;
+  auto context = connect(endpoint, deadline);
   if (!context) return context.error();
-  auto replies = exchange(**context, {command}, endpoint, timeout);
+  auto replies = exchange(**context, {command}, endpoint, deadline);
   if (!replies) return replies.error();
   return std::move((*replies)[0]);
 }

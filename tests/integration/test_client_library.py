@@ -18,7 +18,9 @@ found next to cset (CSET, tools/).
 
 import json
 import os
+import socket
 import subprocess
+import threading
 import unittest
 
 from harness import ClusterTestCase, binary, free_ports, until
@@ -135,6 +137,37 @@ class ClientLibraryTest(ClusterTestCase):
         # Applied again it would say 0.
         self.assertOk(r[0], 2)
         self.assertEqual(self.members_everywhere("lib:lost2"), {b"old", b"x", b"y"})
+
+    def test_noquorum_after_a_lost_reply_is_not_reported_as_nothing_changed(self):
+        # Found by the breaker: the first send applied the add and its reply
+        # was lost; the retry's endpoint answered NOQUORUM ("nothing changed"),
+        # and that was returned as is. It must say the outcome is unknown.
+        proxy = self.proxy()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        self.addCleanup(listener.close)
+
+        def answer_noquorum():
+            try:
+                while True:
+                    conn, _ = listener.accept()
+                    with conn:
+                        conn.settimeout(10)
+                        while conn.recv(65536):
+                            conn.sendall(b"-NOQUORUM no quorum within the write timeout; "
+                                         b"nothing changed\r\n")
+            except OSError:
+                pass
+
+        threading.Thread(target=answer_noquorum, daemon=True).start()
+        endpoints = f"{self.endpoint(proxy.port)},127.0.0.1:{listener.getsockname()[1]}"
+        r = self.run_calls(endpoints, ["add", "lib:nq", "m"], timeout_ms=8000)
+        self.assertTrue(proxy.dropped.is_set(), "the proxy never saw the session write")
+        self.assertEqual(proxy.dropped_reply, b"+OK\r\n")
+        self.assertFailed(r[0], "TIMEOUT", unknown=True)
+        self.assertIn("may have been applied", r[0]["message"])
+        self.assertEqual(self.members_everywhere("lib:nq"), {b"m"})
 
     def test_plain_write_whose_reply_was_lost_is_not_resent(self):
         proxy = self.proxy(trigger=b"CSET.ADD")
