@@ -259,8 +259,21 @@ Result<std::vector<Endpoint>> parse_endpoints(std::string_view list) {
       return Status(Code::kInvalid, "endpoint '" + std::string(item) + "' is not HOST:PORT");
     }
     std::string_view host = item.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    const bool bracketed = !host.empty() && host.front() == '[';
+    if (bracketed) {
+      if (host.size() < 3 || host.back() != ']') {
+        return Status(Code::kInvalid, "endpoint '" + std::string(item) +
+                                          "': an IPv6 host goes in brackets: [::1]:6381");
+      }
       host = host.substr(1, host.size() - 2);
+    }
+    // An empty host, blanks or stray brackets are typos; an IPv6 address
+    // without brackets is ambiguous ("::1:6381").
+    if (host.empty() || host.find_first_of(" \t[]") != std::string_view::npos ||
+        (!bracketed && host.find(':') != std::string_view::npos)) {
+      return Status(Code::kInvalid, "endpoint '" + std::string(item) +
+                                        "' is not HOST:PORT (an IPv6 host in brackets: "
+                                        "[::1]:6381)");
     }
     std::string_view port_text = item.substr(colon + 1);
     int port = 0;

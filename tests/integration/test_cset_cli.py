@@ -105,8 +105,11 @@ class CsetCliTest(ClusterTestCase):
             self.assertTrue(all(field.isdigit() for field in row[5:8]), row)
 
     def test_usage_errors_exit_2(self):
+        bad_endpoints = ("[]:6381", "[::1:6381", " 127.0.0.1:6381", "::1:6381", "host:0",
+                         "host:65536", "host:", ":6381", ",")
         for args in ([], ["add", "cli:u"], ["has", "cli:u"], ["frobnicate"], ["node"],
-                     ["--timeout", "0", "size", "k"], ["node", "promote", "x"]):
+                     ["--timeout", "0", "size", "k"], ["node", "promote", "x"],
+                     *(["-e", e, "size", "k"] for e in bad_endpoints)):
             out = subprocess.run([self.cset_path()] + args, capture_output=True, timeout=30)
             self.assertExit(out, 2)
             self.assertLess(len(out.stderr), 300, f"{args}: a short message, not a manual")
