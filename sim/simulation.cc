@@ -197,6 +197,7 @@ class Sim {
   void send_attempt(uint64_t logical_id);
   void attempt_done(const SimOp& wire);
   void finish_logical(SimOp& logical, SimOp::Outcome outcome);
+  void count_outcome(SimOp::Outcome outcome);  // one finished logical operation
   // The first key of the current generation (SimOptions::ops_per_key).
   uint64_t key_base() const {
     if (opt_.ops_per_key <= 0) return 0;
@@ -874,17 +875,7 @@ void Sim::finish_logical(SimOp& l, SimOp::Outcome outcome) {
   if (outcome == SimOp::Outcome::kOk) l.error.clear();
   trace_.add(l.id * 131 + static_cast<uint64_t>(outcome) * 7 + l.count);
   result_.stats.session_requests++;
-  switch (outcome) {
-    case SimOp::Outcome::kOk:
-      result_.stats.ops_ok++;
-      break;
-    case SimOp::Outcome::kFail:
-      result_.stats.ops_failed++;
-      break;
-    default:
-      result_.stats.ops_unknown++;
-      break;
-  }
+  count_outcome(outcome);
   // Answered (or given up): later requests may let the cluster forget it.
   session_clients_[l.client].unacked.erase(l.seq);
   client_done(l.client);
@@ -935,7 +926,12 @@ void Sim::client_reply(uint64_t op_id, SimOp res) {
   o.session = o.kind == SimOp::Kind::kOpenSession ? res.session : o.session;
   if (o.kind == SimOp::Kind::kOpenSession) return session_opened(o);
   if (attempt_of_.count(op_id)) return attempt_done(o);
-  switch (o.outcome) {
+  count_outcome(o.outcome);
+  client_done(o.client);
+}
+
+void Sim::count_outcome(SimOp::Outcome outcome) {
+  switch (outcome) {
     case SimOp::Outcome::kOk:
       result_.stats.ops_ok++;
       break;
@@ -946,7 +942,6 @@ void Sim::client_reply(uint64_t op_id, SimOp res) {
       result_.stats.ops_unknown++;
       break;
   }
-  client_done(o.client);
 }
 
 void Sim::client_done(int client) {
