@@ -84,6 +84,20 @@ int print_failure(const client::Error& error) {
   return kExitUnavailable;
 }
 
+// The session could not be opened: the write itself was never sent, so
+// nothing changed whatever the session request's own fate (an unused
+// session just expires). Said so, with NOQUORUM rather than TIMEOUT.
+int print_session_failure(const client::Error& error, std::string_view what) {
+  const Code code = error.code();
+  if (code == Code::kNoAuth || code == Code::kWrongPass || code == Code::kErr) {
+    return print_failure(error);
+  }
+  std::string_view word = code == Code::kUnavailable ? "UNREACHABLE" : "NOQUORUM";
+  std::cerr << "cset: " << word << " could not open a client session (" << error.message()
+            << "); the " << what << " was not sent: nothing changed\n";
+  return kExitUnavailable;
+}
+
 // Runs one command and hands its reply to `on_reply` unless it failed.
 template <typename OnReply>
 int run_one(Client& client, Command command, Idempotence idempotence, OnReply on_reply) {
@@ -632,7 +646,9 @@ int run(int argc, char** argv) {
   const std::string id = std::to_string(args.id);
   if (*add || *rem) {
     // The session first, as its own call: its failure is reported as such.
-    if (auto session = client.open_session(); !session) return print_failure(session.error());
+    if (auto session = client.open_session(); !session) {
+      return print_session_failure(session.error(), *add ? "add" : "rem");
+    }
     if (*add) return cmd_add(client, args.key, args.members);
     return cmd_rem(client, args.key, args.members);
   }
