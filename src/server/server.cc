@@ -81,8 +81,12 @@ namespace {
 constexpr const char* kRemovedReason = "removed";
 
 std::string cluster_id_for(const ServerOptions& o) {
-  // The cluster id of a new cluster: a hash of its initial members and token,
-  // so two clusters started separately never share one.
+  // The cluster id of a new cluster: a hash of its initial members and token
+  // (every initial member computes it alone, as etcd does from
+  // --initial-cluster-token), so two clusters with different members or
+  // tokens never share one. The same flags give the same id: a new cluster
+  // on the addresses of an old one needs its own --cluster-token
+  // (docs/operations.md).
   std::string text = o.cluster_token + "|";
   auto members = o.initial_cluster;
   std::sort(members.begin(), members.end());
