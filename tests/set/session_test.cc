@@ -9,6 +9,7 @@
 #include "set/encoding.h"
 #include "set/memory_kv.h"
 #include "set/state_machine.h"
+#include "tests/set/kv_dump.h"
 
 namespace cset::set {
 namespace {
@@ -56,14 +57,7 @@ class Node {
   StateMachine sm;
 };
 
-std::vector<std::pair<std::string, std::string>> dump(const KvView& kv, Space s) {
-  std::vector<std::pair<std::string, std::string>> out;
-  EXPECT_TRUE(kv.scan(s, "", "", [&](std::string_view k, std::string_view v) {
-                  out.emplace_back(k, v);
-                  return true;
-                }).is_ok());
-  return out;
-}
+using test_util::dump;
 
 TEST(SessionTest, RegisterOpensASessionNamedByItsLogIndex) {
   Node n;
