@@ -147,7 +147,7 @@ Status Core::bootstrap_if_fresh() {
       members, opt_.majority_quorum ? raft::QuorumMode::kMajority : raft::QuorumMode::kTiebreak);
   // Every initial member writes the same first entry and hard state, so
   // their logs match (raft.h bootstrap_entry).
-  return persist({raft::Raft::bootstrap_entry(cfg)}, raft::HardState{1, 0, 1});
+  return persist({raft::Raft::bootstrap_entry(cfg)}, raft::HardState{1, 0, 1}, true);
 }
 
 void Core::log(const std::string& message) const {
@@ -164,8 +164,8 @@ uint64_t Core::now_ms() const {
 // Storage, either kind.
 
 Status Core::persist(const std::vector<raft::Entry>& entries,
-                     const std::optional<raft::HardState>& hard_state) {
-  if (rocks_) return rocks_->save(entries, hard_state, true);
+                     const std::optional<raft::HardState>& hard_state, bool sync) {
+  if (rocks_) return rocks_->save(entries, hard_state, sync);
   if (!entries.empty()) mem_log_->append(entries);
   if (hard_state) mem_log_->set_hard_state(*hard_state);
   return Status::ok();
@@ -271,7 +271,9 @@ void Core::process_ready() {
     send_messages(rd.leader_messages);
     Status s;
     if (rd.snapshot) s = install(*rd.snapshot);
-    if (s && (!rd.entries.empty() || rd.hard_state)) s = persist(rd.entries, rd.hard_state);
+    if (s && (!rd.entries.empty() || rd.hard_state)) {
+      s = persist(rd.entries, rd.hard_state, rd.must_sync);
+    }
     if (!s) {
       on_storage_failure(s);
       break;

@@ -141,9 +141,9 @@ class Core : public std::enable_shared_from_this<Core> {
   void log(const std::string& message) const;
   uint64_t now_ms() const;
 
-  // Storage, either kind.
+  // Storage, either kind. `sync`: fsync before returning (Ready::must_sync).
   Status persist(const std::vector<raft::Entry>& entries,
-                 const std::optional<raft::HardState>& hard_state);
+                 const std::optional<raft::HardState>& hard_state, bool sync);
   Status install(const raft::Snapshot& snapshot);
   void take_snapshot(bool at_start);
   void maybe_snapshot();

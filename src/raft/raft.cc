@@ -1309,6 +1309,9 @@ Ready Raft::ready() {
   rd.entries = log_.unstable_entries();
   if (log_.unstable_snapshot()) rd.snapshot = *log_.unstable_snapshot();
   rd.committed_entries = log_.next_committed_entries(opts_.max_committed_bytes_per_ready);
+  rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value() ||
+                 (rd.hard_state && (rd.hard_state->term != prev_hard_state_.term ||
+                                    rd.hard_state->vote != prev_hard_state_.vote));
   return rd;
 }
 

@@ -13,7 +13,7 @@
 //   while (raft.has_ready()) {
 //     Ready rd = raft.ready();
 //     send(rd.leader_messages);        // may go before the batch is durable
-//     persist(rd.snapshot, rd.entries, rd.hard_state);  // fsync
+//     persist(rd.snapshot, rd.entries, rd.hard_state);  // fsync if rd.must_sync
 //     send(rd.messages);               // only after the batch is durable
 //     apply(rd.snapshot); apply(rd.committed_entries);
 //     serve(rd.read_states);           // once applied index >= read index
@@ -37,6 +37,12 @@
 //   up-to-date voter, and nobody campaigns until set_storage_failed(false).
 //   The failed Ready is produced again (its entries re-sent) once storage is
 //   back: call ready() again after set_storage_failed(false).
+// - A Ready whose only durable change is the commit index has must_sync
+//   false: its hard state may be written without an fsync (etcd's MustSync).
+//   Raft needs the term, the vote and the log on disk before answering, not
+//   the commit index: a node that loses it learns it again from the leader,
+//   and load() raises it to the applied index. Written in order before the
+//   state machine's writes, it is never behind what they survive with.
 //
 // ## Configuration
 // Configurations live in the log as kConfig entries holding the whole
@@ -136,6 +142,10 @@ struct Ready {
   std::vector<Message> messages;         // send only after persisting
   std::vector<Entry> committed_entries;  // apply in order after the snapshot
   std::vector<ReadState> read_states;    // serve once applied >= index
+  /// Whether persisting this Ready needs an fsync before `messages` go out
+  /// and advance() is called: true when it holds entries, a snapshot, or a
+  /// new term or vote; false when only the commit index changed (above).
+  bool must_sync = false;
   bool empty() const;
 };
 

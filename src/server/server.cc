@@ -583,9 +583,11 @@ void Server::Impl::process_ready() {
       }
     }
     auto t0 = std::chrono::steady_clock::now();
-    if (s && (!rd.entries.empty() || rd.hard_state))
-      s = store_->save(rd.entries, rd.hard_state, true);
-    metrics_.observe_fsync(std::chrono::steady_clock::now() - t0);
+    if (s && (!rd.entries.empty() || rd.hard_state)) {
+      // A commit-index-only hard state is written without an fsync (raft.h).
+      s = store_->save(rd.entries, rd.hard_state, rd.must_sync);
+    }
+    if (rd.must_sync) metrics_.observe_fsync(std::chrono::steady_clock::now() - t0);
     if (!s) {
       on_storage_failure(s);
       break;

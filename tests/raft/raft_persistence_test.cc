@@ -81,8 +81,51 @@ TEST(RaftPersistence, CandidateRequestsTravelWithItsTermAndVote) {
   EXPECT_TRUE(rd.leader_messages.empty());
   ASSERT_TRUE(rd.hard_state.has_value());
   EXPECT_EQ(*rd.hard_state, (HardState{2, 1, 1}));
+  EXPECT_TRUE(rd.must_sync);  // a new term and vote
   EXPECT_EQ(rd.messages.size(), 2u);
   EXPECT_TRUE(has(rd.messages, MessageType::kVote));
+}
+
+TEST(RaftPersistence, ACommitIndexAloneNeedsNoFsync) {
+  // etcd's MustSync: entries, a snapshot, a term or a vote must be durable
+  // before the Ready's messages go out; a commit index alone need not be.
+  Cluster c({1, 2, 3});
+  ASSERT_TRUE(c.campaign(1));
+  ASSERT_TRUE(c.propose(1, {"a"}).ok());
+  Ready rd = c.take_ready(1);
+  ASSERT_EQ(rd.entries.size(), 1u);
+  EXPECT_TRUE(rd.must_sync);  // the leader's own entry
+  ASSERT_TRUE(c.persist(1, rd));
+  c.send(rd.leader_messages);
+  c.send(rd.messages);
+  c.advance(1, rd);
+  c.deliver([](const Message& m) { return m.to != 1; });
+  for (NodeId follower : {2, 3}) {
+    rd = c.take_ready(follower);
+    ASSERT_EQ(rd.entries.size(), 1u);
+    EXPECT_TRUE(rd.must_sync) << "follower " << follower << " acknowledges entries";
+    ASSERT_TRUE(c.persist(follower, rd));
+    c.send(rd.messages);
+    c.advance(follower, rd);
+  }
+  c.deliver([](const Message& m) { return m.to == 1; });
+  rd = c.take_ready(1);
+  ASSERT_TRUE(rd.hard_state.has_value());
+  EXPECT_EQ(rd.hard_state->commit, 3u);
+  EXPECT_TRUE(rd.entries.empty());
+  ASSERT_EQ(rd.committed_entries.size(), 1u);
+  EXPECT_FALSE(rd.must_sync) << "only the leader's commit index changed";
+  ASSERT_TRUE(c.persist(1, rd));
+  c.send(rd.leader_messages);
+  c.send(rd.messages);
+  c.advance(1, rd);
+  // The followers learn the commit index from the leader: no fsync either.
+  c.deliver([](const Message& m) { return m.to == 2; });
+  rd = c.take_ready(2);
+  ASSERT_TRUE(rd.hard_state.has_value());
+  EXPECT_EQ(rd.hard_state->commit, 3u);
+  EXPECT_TRUE(rd.entries.empty());
+  EXPECT_FALSE(rd.must_sync) << "only follower 2's commit index changed";
 }
 
 TEST(RaftPersistence, CandidateCountsItsOwnVoteOnlyAfterAdvance) {
