@@ -883,6 +883,14 @@ void Raft::send_snapshot_chunk(NodeId to, Progress& pr) {
     pr.become_snapshot(chunk.meta.index);
     chunk = storage_->snapshot_chunk(pr.snapshot_offset, opts_.snapshot_chunk_bytes);
   }
+  if (chunk.total_bytes == 0) {
+    // No image to send now (storage.h): never an empty "done" chunk, which
+    // would install an empty state. Asked again after an election timeout,
+    // as for a chunk that went unanswered (tick()).
+    pr.snapshot_chunk_inflight = true;
+    pr.snapshot_ticks = 0;
+    return;
+  }
   uint64_t offset = std::min<uint64_t>(pr.snapshot_offset, chunk.total_bytes);
   uint64_t len = chunk.bytes.size();
   Message m;

@@ -44,6 +44,10 @@ class Storage {
   /// Bytes [offset, offset + max_bytes) of the latest snapshot's image (fewer
   /// at its end; none when offset >= its size), with its metadata and total
   /// size, so InstallSnapshot chunks cost their own size, not the image's.
+  /// The chunk's metadata may name a newer snapshot than snapshot_meta() (an
+  /// image built on demand at a later applied index). total_bytes 0 means
+  /// no image is available now: the leader sends nothing and asks again an
+  /// election timeout later.
   virtual SnapshotChunk snapshot_chunk(uint64_t offset, uint64_t max_bytes) const;
 };
 

@@ -524,7 +524,9 @@ void Server::Impl::publish_status() {
   cnt("cset_proposal_batches_total", "proposal batches", metrics_.proposal_batches);
   cnt("cset_writes_total", "client writes received", metrics_.writes);
   cnt("cset_reads_total", "client reads received", metrics_.reads);
-  cnt("cset_snapshots_taken_total", "snapshots taken", metrics_.snapshots_taken);
+  cnt("cset_snapshots_taken_total", "snapshots taken (log compactions)", metrics_.snapshots_taken);
+  cnt("cset_snapshot_images_built_total", "snapshot images encoded to send to followers",
+      metrics_.snapshot_images_built);
   cnt("cset_snapshots_installed_total", "snapshots installed", metrics_.snapshots_installed);
   cnt("cset_leader_changes_total", "leader changes seen", metrics_.leader_changes);
   mt += "# HELP cset_errors_total client errors by code\n# TYPE cset_errors_total counter\n";

@@ -212,8 +212,10 @@ bool Server::Impl::open(StartError* error) {
                      ")"};
     return false;
   }
-  // Record a snapshot image after start-up (the store keeps only metadata).
-  if (!store_->snapshot().empty() && store_->snapshot().data.empty()) take_snapshot(true);
+  // Snapshot images are built only when a follower needs one, at the applied
+  // index of that moment (RocksStore::snapshot_chunk), on the io thread that
+  // drives the Raft core.
+  store_->set_snapshot_source([this] { return snapshot_image(); });
   if (!open_sockets(error)) return false;
   return true;
 }
@@ -1152,10 +1154,31 @@ void Server::Impl::fail_all_pending() {
 void Server::Impl::maybe_snapshot() {
   Index applied = sm_->applied_index();
   Index snap = store_->snapshot_meta().index;
-  if (applied >= snap + opt_.snapshot_entries) take_snapshot(false);
+  if (applied >= snap + opt_.snapshot_entries) take_snapshot();
 }
 
-void Server::Impl::take_snapshot(bool at_start) {
+Result<raft::Snapshot> Server::Impl::snapshot_image() {
+  Index applied = sm_->applied_index();
+  auto term = store_->term(applied);
+  if (!term.ok()) return term.status();
+  auto cfg = raft::decode_configuration(sm_->config_bytes());
+  if (!cfg.ok()) return cfg.status();
+  auto data = sm_->encode_snapshot();
+  if (!data.ok()) return data.status();
+  raft::Snapshot snapshot;
+  snapshot.meta.index = applied;
+  snapshot.meta.term = *term;
+  snapshot.meta.config = *cfg;
+  snapshot.data = std::move(data).value();
+  metrics_.snapshot_images_built++;
+  return snapshot;
+}
+
+void Server::Impl::take_snapshot() {
+  // Metadata only, and the log compacted behind it: the image is built when
+  // a follower needs one (snapshot_image()). Encoding the whole state here,
+  // every snapshot_entries entries, made a leader's cost per write grow with
+  // the size of its sets (perf, issue 8).
   Index applied = sm_->applied_index();
   auto term = store_->term(applied);
   auto cfg = raft::decode_configuration(sm_->config_bytes());
@@ -1163,14 +1186,11 @@ void Server::Impl::take_snapshot(bool at_start) {
   // The state machine's writes must be durable before the log is compacted.
   Status s = store_->sync();
   if (!s) return;
-  auto data = sm_->encode_snapshot();
-  if (!data.ok()) return;
   raft::Snapshot snapshot;
   snapshot.meta.index = applied;
   snapshot.meta.term = *term;
   snapshot.meta.config = *cfg;
-  snapshot.data = std::move(data).value();
-  s = store_->create_snapshot(std::move(snapshot), at_start ? UINT64_MAX / 2 : 1000);
+  s = store_->create_snapshot(std::move(snapshot), 1000);
   if (s) {
     metrics_.snapshots_taken++;
   } else {

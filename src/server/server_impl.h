@@ -56,6 +56,7 @@ struct Metrics {
   uint64_t proposals = 0;
   uint64_t proposal_batches = 0;
   uint64_t snapshots_taken = 0;
+  uint64_t snapshot_images_built = 0;  // images encoded for followers
   uint64_t snapshots_installed = 0;
   uint64_t storage_failures = 0;
   uint64_t leader_changes = 0;
@@ -228,7 +229,11 @@ class Server::Impl {
   void finish_read(uint64_t id, const Status& s);
   void fail_all_pending();
   void maybe_snapshot();
-  void take_snapshot(bool at_start);
+  // Compacts the log behind a snapshot's metadata (no image).
+  void take_snapshot();
+  // The state machine's image at its applied index, for a follower
+  // (RocksStore::set_snapshot_source). Io thread only.
+  Result<raft::Snapshot> snapshot_image();
   void on_config_applied();
   void on_leader_change();
   void check_admin();

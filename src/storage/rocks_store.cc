@@ -768,7 +768,7 @@ raft::Snapshot RocksStore::snapshot() const {
   std::lock_guard lock(mu_);
   raft::Snapshot s;
   s.meta = snapshot_meta_;
-  if (snapshot_data_) s.data = *snapshot_data_;
+  if (snapshot_data_ && image_meta_.index == snapshot_meta_.index) s.data = *snapshot_data_;
   return s;
 }
 
@@ -794,12 +794,34 @@ raft::SnapshotMeta RocksStore::snapshot_meta() const {
 }
 
 raft::SnapshotChunk RocksStore::snapshot_chunk(uint64_t offset, uint64_t max_bytes) const {
-  std::lock_guard lock(mu_);
+  std::shared_ptr<const std::string> data;
   raft::SnapshotChunk c;
-  c.meta = snapshot_meta_;
-  if (snapshot_data_) {
-    c.total_bytes = snapshot_data_->size();
-    if (offset < c.total_bytes) c.bytes = snapshot_data_->substr(offset, max_bytes);
+  {
+    std::lock_guard lock(mu_);
+    c.meta = snapshot_meta_;
+    if (snapshot_data_ && image_meta_.index >= snapshot_meta_.index) {
+      data = snapshot_data_;
+      c.meta = image_meta_;
+    }
+  }
+  if (!data && snapshot_source_) {
+    // Built outside mu_: the source reads the state machine and term().
+    auto image = snapshot_source_();
+    if (!image.ok()) {
+      warn("storage: building a snapshot image failed: " + image.status().to_string());
+    } else {
+      std::lock_guard lock(mu_);
+      if (image->meta.index >= snapshot_meta_.index && !image->data.empty()) {
+        image_meta_ = image->meta;
+        snapshot_data_ = std::make_shared<const std::string>(std::move(image->data));
+        data = snapshot_data_;
+        c.meta = image_meta_;
+      }
+    }
+  }
+  if (data) {
+    c.total_bytes = data->size();
+    if (offset < c.total_bytes) c.bytes = data->substr(offset, max_bytes);
   }
   return c;
 }
@@ -945,7 +967,6 @@ Status RocksStore::resume_locked() {
   hard_state_ = HardState{};
   offset_ = 0;
   last_ = 0;
-  const raft::SnapshotMeta before = snapshot_meta_;
   snapshot_meta_ = raft::SnapshotMeta{};
   s = load_raft_state();
   if (!s) {
@@ -953,7 +974,7 @@ Status RocksStore::resume_locked() {
     warn("storage: " + options_.dir + ": reopened after a full disk, but: " + s.to_string());
     return s;
   }
-  if (snapshot_meta_.index != before.index) snapshot_data_.reset();
+  if (snapshot_data_ && image_meta_.index < snapshot_meta_.index) snapshot_data_.reset();
   failed_no_space_.store(false);
   write_failed_.store(false);
   warn("storage: " + options_.dir + ": writable again (reopened after a full disk)");
@@ -1092,7 +1113,12 @@ Status RocksStore::create_snapshot(raft::Snapshot snapshot, uint64_t keep_entrie
   Status s = write_locked(&wb, /*sync=*/true, "create_snapshot");
   if (!s) return s;
   snapshot_meta_ = std::move(snapshot.meta);
-  snapshot_data_ = std::make_shared<const std::string>(std::move(snapshot.data));
+  if (!snapshot.data.empty()) {
+    image_meta_ = snapshot_meta_;
+    snapshot_data_ = std::make_shared<const std::string>(std::move(snapshot.data));
+  } else if (snapshot_data_ && image_meta_.index < snapshot_meta_.index) {
+    snapshot_data_.reset();  // too old to send: built again when needed
+  }
   if (new_offset > offset_) {
     std::vector<TermRun> runs{TermRun{new_offset, new_offset_term}};
     for (const TermRun& r : runs_) {
@@ -1181,6 +1207,7 @@ void RocksStore::finish_install_locked() {
   last_ = snap.meta.index;
   runs_.assign(1, TermRun{snap.meta.index, snap.meta.term});
   snapshot_meta_ = snap.meta;
+  image_meta_ = snap.meta;
   snapshot_data_ = std::make_shared<const std::string>(std::move(snap.data));
   pending_install_->consumed = true;
 }

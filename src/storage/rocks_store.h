@@ -136,14 +136,30 @@ class RocksStore final : public raft::Storage {
   Result<raft::Term> term(raft::Index i) const override;
   raft::Index first_index() const override;
   raft::Index last_index() const override;
-  /// The durable snapshot metadata, with the image recorded by
-  /// create_snapshot()/install_snapshot() in this process. The image is held
-  /// in memory only: after open() the data is empty until one of them runs
-  /// (the server records a snapshot of its state machine at start-up when a
-  /// follower may need one).
+  /// The durable snapshot metadata, with the image when one at exactly that
+  /// index is held (recorded by create_snapshot() with data, by
+  /// install_snapshot(), or built by the snapshot source); otherwise the data
+  /// is empty. Images are held in memory only, never written.
   raft::Snapshot snapshot() const override;
   raft::SnapshotMeta snapshot_meta() const override;
+  /// A chunk of the image a follower is sent (InstallSnapshot). When the held
+  /// image is older than snapshot_meta() (or there is none), a new one is
+  /// built first with the snapshot source (set_snapshot_source): its index
+  /// may be newer than snapshot_meta()'s, and chunk.meta says which it is.
+  /// total_bytes is 0 when no image can be had (no source, or it failed).
+  /// Called on the thread that drives the Raft core; not with mu_ held.
   raft::SnapshotChunk snapshot_chunk(uint64_t offset, uint64_t max_bytes) const override;
+
+  /// Builds an image of the state machine at its applied index, with that
+  /// index's term and configuration. Errors are reported as the image being
+  /// unavailable (the leader retries later).
+  using SnapshotSource = std::function<Result<raft::Snapshot>()>;
+  /// Sets the source snapshot_chunk() builds images with. Images are then
+  /// built only when a follower needs one, not at every create_snapshot():
+  /// encoding the whole state every snapshot_entries entries cost a leader
+  /// time and memory in proportion to the data (perf, issue 8). Call before
+  /// the Raft core runs; not thread-safe.
+  void set_snapshot_source(SnapshotSource source) { snapshot_source_ = std::move(source); }
 
   // ---- Log writes ----
   /// Persists `entries` (appended, truncating any existing suffix from
@@ -162,7 +178,9 @@ class RocksStore final : public raft::Storage {
 
   /// Records `snapshot` as the latest snapshot: REQUIRES the state machine in
   /// kv() to hold exactly the image at snapshot.meta.index (the caller applied
-  /// up to it and applies nothing meanwhile). The write is fsynced, which also
+  /// up to it and applies nothing meanwhile). `snapshot.data` may be empty
+  /// (metadata only; the image is built on demand by the snapshot source);
+  /// a held image older than the new metadata is then dropped. The write is fsynced, which also
   /// makes every earlier kv() write durable, so the log is compacted only up
   /// to a durable applied index: entries up to meta.index - keep_entries are
   /// discarded in the same batch. Errors: kInvalid (older than the current
@@ -302,7 +320,11 @@ class RocksStore final : public raft::Storage {
   mutable std::mutex mu_;
   raft::HardState hard_state_;
   raft::SnapshotMeta snapshot_meta_;
-  std::shared_ptr<const std::string> snapshot_data_;
+  // The image held for followers and its metadata (its index is at least
+  // snapshot_meta_'s when valid). Mutable: snapshot_chunk() builds it.
+  mutable std::shared_ptr<const std::string> snapshot_data_;
+  mutable raft::SnapshotMeta image_meta_;
+  SnapshotSource snapshot_source_;
   raft::Index offset_ = 0;     // index of the entry before the log
   raft::Index last_ = 0;       // last index (== offset_ when the log is empty)
   std::vector<TermRun> runs_;  // terms of offset_..last_, one run per term

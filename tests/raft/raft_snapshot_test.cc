@@ -297,6 +297,36 @@ TEST(RaftSnapshot, LeaderChangeMidTransferLeavesNoStuckFollower) {
   EXPECT_EQ(c.leader(), 3u);
 }
 
+TEST(RaftSnapshot, NoImageMeansNoChunkUntilOneExists) {
+  // Storage that has no image to give (total_bytes 0: csetd builds images on
+  // demand, and building one can fail) must never produce an empty "done"
+  // chunk: the follower would install an empty state. The leader sends
+  // nothing and asks again an election timeout later.
+  Cluster c({1, 2, 3}, small_chunks);
+  const Index snap = leader_compacts_while_3_away(c);
+  Snapshot with_image = c.storage(1).snapshot();
+  ASSERT_FALSE(with_image.data.empty());
+  Snapshot metadata_only = with_image;
+  metadata_only.data.clear();
+  ASSERT_TRUE(c.storage(1).create_snapshot(metadata_only, 0).is_ok());
+  c.heal();  // (also clears the drop filter)
+  int chunks_to_3 = 0;
+  c.set_drop_filter([&](const Message& m) {
+    chunks_to_3 += m.to == 3 && m.type == MessageType::kSnapshot;
+    return false;
+  });
+  c.run(25);
+  EXPECT_EQ(chunks_to_3, 0);
+  EXPECT_EQ(c.storage(3).snapshot().meta.index, 0u);
+  EXPECT_TRUE(c.node(3).sm.values().empty());
+  // The image is back: the transfer starts within an election timeout.
+  ASSERT_TRUE(c.storage(1).create_snapshot(with_image, 0).is_ok());
+  c.run(25);
+  EXPECT_GT(chunks_to_3, 0);
+  EXPECT_EQ(c.storage(3).snapshot().meta.index, snap);
+  EXPECT_EQ(c.node(3).sm.values(), values_0_to_9());
+}
+
 TEST(RaftSnapshot, RestartFromSnapshotAndLog) {
   // A node whose storage holds a snapshot plus later entries restarts into
   // the same state (state machine rebuilt from the snapshot, then the log).

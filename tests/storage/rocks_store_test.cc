@@ -294,6 +294,55 @@ TEST_F(RocksStoreTest, SnapshotDataIsInMemoryAndMetaIsDurable) {
   EXPECT_EQ(s().snapshot().data, "image@2 again");
 }
 
+TEST_F(RocksStoreTest, SnapshotImagesAreBuiltOnlyWhenAFollowerNeedsOne) {
+  std::vector<Entry> log;
+  for (Index i = 1; i <= 8; ++i) log.push_back(entry(i, 1, "d"));
+  ASSERT_TRUE(s().append(log).is_ok());
+  Index applied = 5;
+  int built = 0;
+  bool fail = false;
+  s().set_snapshot_source([&]() -> Result<raft::Snapshot> {
+    if (fail) return Status(Code::kIo, "cannot read the state");
+    ++built;
+    return snapshot_at(applied, 1, "image@" + std::to_string(applied));
+  });
+  // Metadata only: nothing is encoded when the snapshot is taken.
+  ASSERT_TRUE(s().create_snapshot(snapshot_at(3, 1, ""), 0).is_ok());
+  EXPECT_EQ(built, 0);
+  EXPECT_TRUE(s().snapshot().data.empty());
+  // A follower needs it: built at the applied index, newer than the metadata.
+  raft::SnapshotChunk c = s().snapshot_chunk(0, 4);
+  EXPECT_EQ(built, 1);
+  EXPECT_EQ(c.meta.index, 5u);
+  EXPECT_EQ(c.total_bytes, 7u);
+  EXPECT_EQ(c.bytes, "imag");
+  c = s().snapshot_chunk(4, 100);  // the rest of the same image
+  EXPECT_EQ(built, 1);
+  EXPECT_EQ(c.meta.index, 5u);
+  EXPECT_EQ(c.bytes, "e@5");
+  // A snapshot older than the held image keeps it.
+  ASSERT_TRUE(s().create_snapshot(snapshot_at(4, 1, ""), 0).is_ok());
+  EXPECT_EQ(s().snapshot_chunk(0, 100).bytes, "image@5");
+  EXPECT_EQ(built, 1);
+  // A newer one makes it too old to send: the next chunk builds another.
+  applied = 7;
+  ASSERT_TRUE(s().create_snapshot(snapshot_at(6, 1, ""), 0).is_ok());
+  c = s().snapshot_chunk(0, 100);
+  EXPECT_EQ(built, 2);
+  EXPECT_EQ(c.meta.index, 7u);
+  EXPECT_EQ(c.bytes, "image@7");
+  // No image to be had: total_bytes 0, never an empty image to install.
+  ASSERT_TRUE(s().create_snapshot(snapshot_at(8, 1, ""), 0).is_ok());
+  fail = true;
+  c = s().snapshot_chunk(0, 100);
+  EXPECT_EQ(c.total_bytes, 0u);
+  EXPECT_EQ(c.meta.index, 8u);
+  reopen();  // no source, no image held
+  c = s().snapshot_chunk(0, 100);
+  EXPECT_EQ(c.total_bytes, 0u);
+  EXPECT_EQ(c.meta, snapshot_at(8, 1).meta);
+}
+
 TEST_F(RocksStoreTest, InstallSnapshotReplacesLogAndStateInOneStep) {
   ASSERT_TRUE(s().append({entry(1, 1), entry(2, 1), entry(3, 2)}).is_ok());
   set::WriteBatch old;
