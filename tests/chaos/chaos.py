@@ -74,6 +74,7 @@ RSS_BASELINE_S = 120.0
 RSS_GROWTH_LIMIT = 0.05
 RSS_GROWTH_MIN_AGE_S = 240.0
 OP_TIMEOUT = harness.WRITE_TIMEOUT_MS / 1000.0 + 1.0  # client timeout: write timeout + 1 s
+PROBE_PAD_BYTES = 16 * 1024  # the disk nemesis' probe members (see do_disk)
 CONNECT_TIMEOUT = 1.0
 OPS_PER_KEY = 60  # a key is retired after this many operations
 ACTIVE_KEYS = 4
@@ -542,13 +543,14 @@ class Nemesis:
 
     # -- probes: writes outside the history --
 
-    def probe(self, node, timeout=OP_TIMEOUT):
+    def probe(self, node, timeout=OP_TIMEOUT, pad_bytes=0):
         """SADD of a fresh member to the probe key (never in the history, so
         it cannot disturb the checker: keys are independent objects) through
-        node. Returns the reply, or the exception."""
+        node, padded to pad_bytes more. Returns the reply, or the exception."""
         self.probes += 1
+        member = f"p{self.probes}" + "x" * pad_bytes
         try:
-            return command(node, "SADD", self.probe_key, f"p{self.probes}", timeout=timeout)
+            return command(node, "SADD", self.probe_key, member, timeout=timeout)
         except OSError as e:
             return e
 
@@ -988,8 +990,11 @@ class Nemesis:
                 failed_after = round(time.monotonic() - t0, 2)
                 break
             # A follower learns that its disk is full at its next append (the
-            # workload's writes bring them); a write through it helps.
-            probes.append(self.word(self.probe(node)))
+            # workload's writes bring them); a write through it helps. Its
+            # WAL has room reserved in advance (about 1.1 write buffers): a
+            # slow node's workload share can fit there for the whole hold,
+            # so the probes are large (16 KiB) and fill it within seconds.
+            probes.append(self.word(self.probe(node, pad_bytes=PROBE_PAD_BYTES)))
             disks.fill(node.data_dir, top_up=True)
             time.sleep(0.1)
         nospace_probe = None
