@@ -1154,7 +1154,26 @@ void Server::Impl::fail_all_pending() {
 void Server::Impl::maybe_snapshot() {
   Index applied = sm_->applied_index();
   Index snap = store_->snapshot_meta().index;
-  if (applied >= snap + opt_.snapshot_entries) take_snapshot();
+  if (applied < snap + opt_.snapshot_entries) return;
+  // A new snapshot makes the image a follower is being sent too old to send:
+  // its transfer starts over, and one that takes longer than the writes
+  // between two snapshots never finished (found by the breaker). So while a
+  // follower is in snapshot state, wait, up to kMaxDeferredSnapshots
+  // snapshot intervals of log (the bound for a follower that died meanwhile:
+  // the leader keeps it in snapshot state until it answers).
+  if (applied < snap + kMaxDeferredSnapshots * opt_.snapshot_entries &&
+      snapshot_transfer_in_progress()) {
+    return;
+  }
+  take_snapshot();
+}
+
+bool Server::Impl::snapshot_transfer_in_progress() const {
+  if (raft_->role() != raft::Role::kLeader) return false;
+  for (const raft::PeerStatus& p : raft_->peers()) {
+    if (p.id != opt_.id && p.state == raft::ProgressState::kSnapshot) return true;
+  }
+  return false;
 }
 
 Result<raft::Snapshot> Server::Impl::snapshot_image() {

@@ -231,6 +231,12 @@ class Server::Impl {
   void maybe_snapshot();
   // Compacts the log behind a snapshot's metadata (no image).
   void take_snapshot();
+  // Leader only: whether a follower is being sent a snapshot image.
+  bool snapshot_transfer_in_progress() const;
+  // How many snapshot intervals of log a transfer in progress may defer the
+  // next snapshot by (maybe_snapshot()): with the defaults, 1,000,000
+  // entries (about 100 MiB of log) while an image is sent.
+  static constexpr uint64_t kMaxDeferredSnapshots = 100;
   // The state machine's image at its applied index, for a follower
   // (RocksStore::set_snapshot_source). Io thread only.
   Result<raft::Snapshot> snapshot_image();
