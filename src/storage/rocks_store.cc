@@ -450,6 +450,12 @@ Status RocksStore::open_db(bool creating, bool verify_checksums) {
     if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     rocksdb::ColumnFamilyOptions cf;
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    if (bloom) {
+      // A bloom filter over the memtable's whole keys: the existence check of
+      // every added member (mostly absent) skips the skiplist search.
+      cf.memtable_prefix_bloom_size_ratio = 0.05;
+      cf.memtable_whole_key_filtering = true;
+    }
     cf.write_buffer_size = static_cast<size_t>(std::max<uint64_t>(buffer_mb, 1)) << 20;
     cf.max_write_buffer_number = 2;
     cf.paranoid_file_checks = true;  // re-read every new table file before using it
