@@ -1176,18 +1176,26 @@ bool Server::Impl::snapshot_transfer_in_progress() const {
   return false;
 }
 
-Result<raft::Snapshot> Server::Impl::snapshot_image() {
+Result<raft::SnapshotMeta> Server::Impl::applied_snapshot_meta() const {
   Index applied = sm_->applied_index();
   auto term = store_->term(applied);
   if (!term.ok()) return term.status();
   auto cfg = raft::decode_configuration(sm_->config_bytes());
   if (!cfg.ok()) return cfg.status();
+  raft::SnapshotMeta meta;
+  meta.index = applied;
+  meta.term = *term;
+  meta.config = *cfg;
+  return meta;
+}
+
+Result<raft::Snapshot> Server::Impl::snapshot_image() {
+  auto meta = applied_snapshot_meta();
+  if (!meta.ok()) return meta.status();
   auto data = sm_->encode_snapshot();
   if (!data.ok()) return data.status();
   raft::Snapshot snapshot;
-  snapshot.meta.index = applied;
-  snapshot.meta.term = *term;
-  snapshot.meta.config = *cfg;
+  snapshot.meta = std::move(meta).value();
   snapshot.data = std::move(data).value();
   metrics_.snapshot_images_built++;
   return snapshot;
@@ -1198,22 +1206,18 @@ void Server::Impl::take_snapshot() {
   // a follower needs one (snapshot_image()). Encoding the whole state here,
   // every snapshot_entries entries, made a leader's cost per write grow with
   // the size of its sets (perf, issue 8).
-  Index applied = sm_->applied_index();
-  auto term = store_->term(applied);
-  auto cfg = raft::decode_configuration(sm_->config_bytes());
-  if (!term.ok() || !cfg.ok()) return;
+  auto meta = applied_snapshot_meta();
+  if (!meta.ok()) return;
   // The state machine's writes must be durable before the log is compacted.
   Status s = store_->sync();
   if (!s) return;
   raft::Snapshot snapshot;
-  snapshot.meta.index = applied;
-  snapshot.meta.term = *term;
-  snapshot.meta.config = *cfg;
+  snapshot.meta = std::move(meta).value();
   s = store_->create_snapshot(std::move(snapshot), 1000);
   if (s) {
     metrics_.snapshots_taken++;
   } else {
-    spdlog::warn("snapshot at {} failed: {}", applied, s.to_string());
+    spdlog::warn("snapshot at {} failed: {}", sm_->applied_index(), s.to_string());
   }
 }
 

@@ -237,6 +237,9 @@ class Server::Impl {
   // next snapshot by (maybe_snapshot()): with the defaults, 1,000,000
   // entries (about 100 MiB of log) while an image is sent.
   static constexpr uint64_t kMaxDeferredSnapshots = 100;
+  // The metadata of a snapshot at the state machine's applied index: that
+  // index, its term and the configuration applied there. Io thread only.
+  Result<raft::SnapshotMeta> applied_snapshot_meta() const;
   // The state machine's image at its applied index, for a follower
   // (RocksStore::set_snapshot_source). Io thread only.
   Result<raft::Snapshot> snapshot_image();

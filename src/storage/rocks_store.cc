@@ -805,7 +805,7 @@ raft::SnapshotChunk RocksStore::snapshot_chunk(uint64_t offset, uint64_t max_byt
   {
     std::lock_guard lock(mu_);
     c.meta = snapshot_meta_;
-    if (snapshot_data_ && image_meta_.index >= snapshot_meta_.index) {
+    if (image_current_locked()) {
       data = snapshot_data_;
       c.meta = image_meta_;
     }
@@ -980,7 +980,7 @@ Status RocksStore::resume_locked() {
     warn("storage: " + options_.dir + ": reopened after a full disk, but: " + s.to_string());
     return s;
   }
-  if (snapshot_data_ && image_meta_.index < snapshot_meta_.index) snapshot_data_.reset();
+  if (!image_current_locked()) snapshot_data_.reset();
   failed_no_space_.store(false);
   write_failed_.store(false);
   warn("storage: " + options_.dir + ": writable again (reopened after a full disk)");
@@ -1122,7 +1122,7 @@ Status RocksStore::create_snapshot(raft::Snapshot snapshot, uint64_t keep_entrie
   if (!snapshot.data.empty()) {
     image_meta_ = snapshot_meta_;
     snapshot_data_ = std::make_shared<const std::string>(std::move(snapshot.data));
-  } else if (snapshot_data_ && image_meta_.index < snapshot_meta_.index) {
+  } else if (!image_current_locked()) {
     snapshot_data_.reset();  // too old to send: built again when needed
   }
   if (new_offset > offset_) {

@@ -324,6 +324,11 @@ class RocksStore final : public raft::Storage {
   // snapshot_meta_'s when valid). Mutable: snapshot_chunk() builds it.
   mutable std::shared_ptr<const std::string> snapshot_data_;
   mutable raft::SnapshotMeta image_meta_;
+  // Whether an image is held that may still be sent (not older than
+  // snapshot_meta_). REQUIRES: mu_ held.
+  bool image_current_locked() const {
+    return snapshot_data_ && image_meta_.index >= snapshot_meta_.index;
+  }
   SnapshotSource snapshot_source_;
   raft::Index offset_ = 0;     // index of the entry before the log
   raft::Index last_ = 0;       // last index (== offset_ when the log is empty)
