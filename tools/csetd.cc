@@ -154,6 +154,10 @@ int main(int argc, char** argv) {
                  "TEST BUILDS ONLY: as leader, wait this many ms between snapshot chunks")
       ->check(decimal_digits())
       ->check(CLI::Range(uint64_t{0}, uint64_t{60'000}));
+  app.add_option("--test-abort-on-stall-ms", o.test_abort_on_stall_ms,
+                 "TEST BUILDS ONLY: abort (core file) when the event loop stalls this many ms")
+      ->check(decimal_digits())
+      ->check(CLI::Range(uint64_t{0}, uint64_t{3'600'000}));
 #endif
   app.add_option("--config", config_file, "TOML file with the same keys (flags override)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")

@@ -529,6 +529,8 @@ void Server::Impl::publish_status() {
       metrics_.snapshot_images_built);
   cnt("cset_snapshots_installed_total", "snapshots installed", metrics_.snapshots_installed);
   cnt("cset_leader_changes_total", "leader changes seen", metrics_.leader_changes);
+  cnt("cset_loop_stalls_total", "times the event loop did not run for several election timeouts",
+      loop_stalls_.load());
   mt += "# HELP cset_errors_total client errors by code\n# TYPE cset_errors_total counter\n";
   for (const auto& [code, n] : metrics_.errors) {
     mt += "cset_errors_total{code=\"" + code + "\"} " + std::to_string(n) + "\n";
@@ -566,11 +568,34 @@ bool Server::Impl::start_admin(StartError* error) {
     return false;
   }
   http_ = std::make_shared<httplib::Server>();
+  loop_beat_ms_.store(now_ms());  // starting: the loop runs next
   http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    // The status is published by the loop: a stalled loop cannot say so.
+    if (now_ms() - loop_beat_ms_.load(std::memory_order_relaxed) >= loop_stall_ms()) {
+      res.status = 503;
+      res.set_content("unhealthy: event loop stalled\n", "text/plain");
+      return;
+    }
     std::lock_guard<std::mutex> lock(status_mu_);
     res.status = status_.healthy ? 200 : 503;
     res.set_content(status_.healthy ? "ok\n" : "unhealthy\n", "text/plain");
   });
+#ifdef CSET_TEST_HOOKS
+  // TEST BUILDS ONLY: POST /test/stall?ms=N blocks the loop thread for N ms
+  // (the watchdog's tests).
+  http_->Post("/test/stall", [this](const httplib::Request& req, httplib::Response& res) {
+    uint64_t ms = 0;
+    try {
+      ms = std::stoull(req.get_param_value("ms"));
+    } catch (const std::exception&) {
+      res.status = 400;
+      res.set_content("ms: a number of milliseconds\n", "text/plain");
+      return;
+    }
+    asio::post(io_, [ms] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+    res.set_content("ok\n", "text/plain");
+  });
+#endif
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(status_mu_);
     res.set_content(status_.metrics, "text/plain; version=0.0.4");

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <random>
 
 #include "raft/codec.h"
@@ -500,7 +501,15 @@ Status Server::Impl::run() {
   });
   spdlog::info("node {} serving clients on {} and peers on {}", opt_.id, opt_.client_listen,
                opt_.peer_listen);
+  loop_beat_ms_.store(now_ms());
+  watchdog_thread_ = std::thread([this] { watchdog_main(); });
   io_.run();
+  {
+    std::lock_guard<std::mutex> lock(watchdog_mu_);
+    watchdog_stop_ = true;
+  }
+  watchdog_cv_.notify_all();
+  watchdog_thread_.join();
   // Shutdown: nothing new is accepted; pending requests fail with the code
   // their state calls for; the store is flushed.
   fail_all_pending();
@@ -515,6 +524,61 @@ Status Server::Impl::run() {
   }
   spdlog::info("node {} stopped", opt_.id);
   return fatal_.is_ok() ? s : fatal_;
+}
+
+uint64_t Server::Impl::loop_stall_ms() const {
+  // Several election timeouts, and more than a write timeout (every waiting
+  // client has given up by then).
+  return std::max<uint64_t>({5000, 3 * opt_.election_timeout_ms, 2 * opt_.write_timeout_ms});
+}
+
+void Server::Impl::watchdog_main() {
+  const uint64_t stall_ms = loop_stall_ms();
+  constexpr uint64_t kWakeMs = 100;
+  uint64_t seen_beat = loop_beat_ms_.load();
+  uint64_t beat_seen_at = now_ms();  // when the watchdog saw seen_beat change
+  uint64_t last_wake = beat_seen_at;
+  bool reported = false;
+  std::unique_lock<std::mutex> lock(watchdog_mu_);
+  while (!watchdog_cv_.wait_for(lock, std::chrono::milliseconds(kWakeMs),
+                                [this] { return watchdog_stop_; })) {
+    const uint64_t now = now_ms();
+    const uint64_t beat = loop_beat_ms_.load(std::memory_order_relaxed);
+    if (now - last_wake > 10 * kWakeMs) {
+      // The watchdog itself did not run for a second: the whole process was
+      // stopped (SIGSTOP) or starved of CPU; that is no stall of the loop.
+      beat_seen_at = now;
+    }
+    last_wake = now;
+    if (beat != seen_beat) {
+      if (reported) {
+        spdlog::warn("event loop: running again after {} ms", now - beat_seen_at);
+        reported = false;
+      }
+      seen_beat = beat;
+      beat_seen_at = now;
+      continue;
+    }
+    const uint64_t stalled = now - beat_seen_at;
+    if (stalled >= stall_ms && !reported) {
+      reported = true;
+      loop_stalls_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn(
+          "event loop: stalled for {} ms (a call on the loop thread has not returned); "
+          "clients and peers get no answer from this node meanwhile",
+          stalled);
+    }
+#ifdef CSET_TEST_HOOKS
+    if (opt_.test_abort_on_stall_ms > 0 && stalled >= opt_.test_abort_on_stall_ms) {
+      spdlog::critical(
+          "event loop: stalled for {} ms; aborting for a core file "
+          "(--test-abort-on-stall-ms)",
+          stalled);
+      spdlog::default_logger()->flush();
+      std::abort();
+    }
+#endif
+  }
 }
 
 void Server::Impl::stop() {
@@ -533,6 +597,7 @@ void Server::Impl::schedule_tick() {
   tick_timer_.expires_after(std::chrono::milliseconds(opt_.heartbeat_ms));
   tick_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec || stopping_) return;
+    loop_beat_ms_.store(now_ms(), std::memory_order_relaxed);
     raft_->tick();
     on_tick();
     kick();
@@ -570,7 +635,6 @@ void Server::Impl::send_messages(std::vector<raft::Message>& msgs) {
 
 void Server::Impl::process_ready() {
   flush_proposals();
-  NodeId leader_before = raft_->leader_id();
   while (raft_->has_ready() && !stopping_) {
     raft::Ready rd = raft_->ready();
     send_messages(rd.leader_messages);
@@ -613,7 +677,7 @@ void Server::Impl::process_ready() {
     check_admin();
     maybe_snapshot();
   }
-  if (raft_->leader_id() != leader_before) on_leader_change();
+  observe_leadership();
   publish_status();
 }
 
@@ -1259,9 +1323,40 @@ void Server::Impl::on_config_applied() {
   }
 }
 
+void Server::Impl::observe_leadership() {
+  // The core changes leader, role and term inside step() and tick(), before
+  // the Ready that follows: compare with what was seen last, not with the
+  // state at the start of process_ready().
+  const NodeId leader = raft_->leader_id();
+  const raft::Role role = raft_->role();
+  const raft::Term term = raft_->term();
+  if (role != seen_role_ || term != seen_term_ || leader != seen_leader_) {
+    if (role == raft::Role::kLeader) {
+      if (seen_role_ != raft::Role::kLeader || term != seen_term_)
+        spdlog::info("raft: became the leader at term {}", term);
+    } else if (role == raft::Role::kCandidate || role == raft::Role::kPreCandidate) {
+      if (role != seen_role_ || term != seen_term_)
+        spdlog::info("raft: {} at term {} (no leader heard from)",
+                     role == raft::Role::kCandidate ? "campaigning" : "pre-campaigning",
+                     role == raft::Role::kCandidate ? term : term + 1);
+    } else if (leader != seen_leader_ || role != seen_role_) {
+      if (leader == raft::kNoNode) {
+        spdlog::info("raft: {} at term {}, no leader known",
+                     role == raft::Role::kLearner ? "learner" : "follower", term);
+      } else {
+        spdlog::info("raft: {} of leader {} at term {}",
+                     role == raft::Role::kLearner ? "learner" : "follower", leader, term);
+      }
+    }
+  }
+  seen_role_ = role;
+  seen_term_ = term;
+  if (leader == seen_leader_) return;
+  seen_leader_ = leader;
+  on_leader_change();
+}
+
 void Server::Impl::on_leader_change() {
-  NodeId leader = raft_->leader_id();
-  spdlog::info("leader is now {} (term {})", leader, raft_->term());
   metrics_.leader_changes++;
   // Waiting requests try the new leader at once.
   for (auto& [id, w] : writes_) {

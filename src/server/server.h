@@ -74,6 +74,10 @@ struct ServerOptions {
   /// in the middle of a transfer. 0: no delay. Keep it below the election
   /// timeout, or the Raft core re-sends the chunk it thinks went unanswered.
   uint64_t test_snapshot_chunk_delay_ms = 0;
+  /// TEST BUILDS ONLY (CSET_TEST_HOOKS): abort() (a core file, for a
+  /// backtrace) when the event loop has not run for this many ms. The stall
+  /// is logged in every build (Server::Impl's watchdog). 0: never abort.
+  uint64_t test_abort_on_stall_ms = 0;
 };
 
 /// Why a server could not start; `exit_code` is SPEC.md's (2 flags or

@@ -5,6 +5,7 @@
 #include <asio.hpp>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -244,6 +245,10 @@ class Server::Impl {
   // (RocksStore::set_snapshot_source). Io thread only.
   Result<raft::Snapshot> snapshot_image();
   void on_config_applied();
+  // Compares the core's leader, role and term with what was last seen and
+  // logs a change; on a new leader, waiting requests try it (on_leader_change).
+  // Called after every step, tick and Ready.
+  void observe_leadership();
   void on_leader_change();
   void check_admin();
   void leader_admin(const AdminOp& op, uint64_t deadline_ms, AdminDone done);
@@ -309,6 +314,22 @@ class Server::Impl {
   // Whether this node is in its (applied) configuration; false while a
   // --join node waits to be added: it then accepts any peer with the token.
   bool member_ = false;
+  // The loop watchdog (its own thread, watchdog_main): the loop stamps
+  // loop_beat_ms_ (now_ms()) at every tick; a loop that has not stamped for
+  // kLoopStallMs is logged (a blocking call on the loop thread: every client,
+  // peer and timer waits behind it), and counted in cset_loop_stalls_total.
+  void watchdog_main();
+  uint64_t loop_stall_ms() const;
+  std::atomic<uint64_t> loop_beat_ms_{0};
+  std::atomic<uint64_t> loop_stalls_{0};
+  std::thread watchdog_thread_;
+  std::mutex watchdog_mu_;
+  std::condition_variable watchdog_cv_;
+  bool watchdog_stop_ = false;  // under watchdog_mu_
+  // What observe_leadership() saw last.
+  raft::NodeId seen_leader_ = raft::kNoNode;
+  raft::Role seen_role_ = raft::Role::kFollower;
+  raft::Term seen_term_ = 0;
 
   // Admin HTTP server (its own thread).
   std::shared_ptr<httplib::Server> http_;  // shared: httplib.h stays out of this header

@@ -76,6 +76,7 @@ RSS_GROWTH_MIN_AGE_S = 240.0
 OP_TIMEOUT = harness.WRITE_TIMEOUT_MS / 1000.0 + 1.0  # client timeout: write timeout + 1 s
 PROBE_PAD_BYTES = 16 * 1024  # the disk nemesis' probe members (see do_disk)
 CONNECT_TIMEOUT = 1.0
+STALL_ABORT_MS = 20000  # a node whose event loop stops this long aborts (stall_abort_args)
 OPS_PER_KEY = 60  # a key is retired after this many operations
 ACTIVE_KEYS = 4
 MEMBERS = ["a", "b", "c", "d", "e"]
@@ -401,6 +402,18 @@ def partition_modes(size):
             "is even and at least 4); a 3-node run has 3, and removing one leaves 2, which "
             "halts on both sides of any split")
     return modes, not_applicable
+
+
+def stall_abort_args():
+    """--test-abort-on-stall-ms for a test build of csetd (CSET_TEST_HOOKS):
+    a node whose event loop stops running aborts, leaving a core file where
+    core dumps are enabled (the folder keeps it as nodeN.core), so a hang is
+    seen from the inside. A stall shorter than that is still logged by the
+    node and fails the run (the end checks)."""
+    out = subprocess.run([harness.binary("CSETD", "the node server csetd"), "--help"],
+                         capture_output=True, text=True, timeout=30).stdout
+    return ["--test-abort-on-stall-ms", str(STALL_ABORT_MS)] \
+        if "--test-abort-on-stall-ms" in out else []
 
 
 def draw_schedule(rng, kinds, seconds, size):
@@ -1277,7 +1290,8 @@ def run_chaos(args):
         run.net = netns.Network(args.nodes).create()
         run.cluster = ChaosCluster(
             args.nodes, run.net,
-            extra_args=["--snapshot-entries", str(args.snapshot_entries)] + args.csetd_arg)
+            extra_args=["--snapshot-entries", str(args.snapshot_entries)] + stall_abort_args()
+            + args.csetd_arg)
         print(f"chaos: seed {args.seed}, {args.nodes} nodes, {args.clients} clients, "
               f"{args.time:g} s, nemesis {','.join(kinds) or 'none'}; files in {out}",
               flush=True)
@@ -1346,6 +1360,13 @@ def run_chaos(args):
         stop.set()
         if run.cluster is not None:
             run.problems += run.cluster.close(graceful=True)
+            for n in run.cluster.nodes:
+                stalls = [line for line in n.log_text().splitlines()
+                          if b"event loop: stalled" in line]
+                if stalls:
+                    run.problems.append(f"node {n.id}'s event loop stalled "
+                                        f"({len(stalls)} times): "
+                                        f"{stalls[0].decode('utf-8', 'replace')}")
             for n in run.cluster.nodes:
                 for how, code in n.exit_codes:
                     if how == "SIGKILL" and code != -signal.SIGKILL:

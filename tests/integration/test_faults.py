@@ -10,6 +10,7 @@ acknowledged before it was sent.
 """
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -49,6 +50,22 @@ def http_status(node, path):
             return response.status
     except urllib.error.HTTPError as e:
         return e.code
+
+
+def http_post(node, path):
+    request = urllib.request.Request(f"http://127.0.0.1:{node.admin_port}{path}", data=b"",
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status
+
+
+def metric(node, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics",
+                                timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
 
 
 class FaultTest(ClusterTestCase):
@@ -244,6 +261,48 @@ class FaultTest(ClusterTestCase):
         cluster.restart(leader.id)
         for node in cluster.nodes:
             self.assertEqual(first_read(node, "f:term"), acked, f"node {node.id}")
+
+
+    # The loop watchdog (server.cc watchdog_main). POST /test/stall exists in
+    # test builds only (CSET_TEST_HOOKS, as scripts/test builds); it blocks the
+    # node's event loop the way a call that never returns would.
+    STALL_MS = 5000  # the watchdog's threshold with E = 2 s and a 2 s write timeout
+
+    def test_stalled_event_loop_is_logged_and_unhealthy_and_a_sigstop_is_no_stall(self):
+        cluster = self.new_cluster(3)
+        leader = cluster.wait_for_leader()
+        node = cluster.followers(leader)[0]
+        until(lambda: http_status(node, "/health") == 200, 5 * E, what="a healthy follower")
+        # A whole-process pause longer than the threshold stops the watchdog too.
+        node.pause()
+        time.sleep(self.STALL_MS / 1000 + 1.5)
+        node.resume()
+        until(lambda: http_status(node, "/health") == 200, 5 * E, what="healthy after SIGCONT")
+        self.assertNotIn(b"event loop: stalled", node.log_text())
+
+        self.assertEqual(http_post(node, f"/test/stall?ms={self.STALL_MS + 2500}"), 200)
+        t0 = time.monotonic()
+        until(lambda: http_status(node, "/health") == 503, self.STALL_MS / 1000 + 2,
+              what="/health to answer 503 while the loop is stalled")
+        self.assertGreaterEqual(time.monotonic() - t0, self.STALL_MS / 1000 - 0.5,
+                                "unhealthy before the threshold")
+        until(lambda: b"event loop: stalled for" in node.log_text(), 3,
+              what="the stall in the node's log")
+        until(lambda: b"event loop: running again after" in node.log_text(), 5,
+              what="the end of the stall in the node's log")
+        until(lambda: http_status(node, "/health") == 200, 5 * E, what="healthy after the stall")
+        until(lambda: metric(node, "cset_loop_stalls_total") == 1, 3,
+              what="cset_loop_stalls_total 1")
+        self.assertEqual(first_read(node, "f:none"), set())
+
+    def test_stall_abort_hook_aborts_the_process(self):
+        cluster = self.new_cluster(1, extra_args=["--test-abort-on-stall-ms",
+                                                  str(self.STALL_MS + 500)])
+        (node,) = cluster.nodes
+        self.assertEqual(http_post(node, "/test/stall?ms=20000"), 200)
+        until(lambda: not node.alive(), self.STALL_MS / 1000 + 5, what="the node to abort")
+        self.assertEqual(node.proc.returncode, -signal.SIGABRT)
+        self.assertIn(b"aborting for a core file", node.log_text())
 
 
 if __name__ == "__main__":
