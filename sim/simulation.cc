@@ -417,6 +417,10 @@ void Sim::process_ready(Node& n) {
   // served from inside finish_ready() may already have started the next.
   if (!n.up || n.persisting || !n.raft->has_ready()) return;
   raft::Ready rd = n.raft->ready();
+  if (!n.raft->log_read_error().is_ok()) {
+    return fail("raft-invariants", "committed entries readable",
+                n.raft->log_read_error().to_string());
+  }
   for (auto& m : rd.leader_messages) {
     Packet p;
     p.raft = std::move(m);

@@ -263,9 +263,16 @@ void Core::kick() {
 void Core::process_ready() {
   if (!fatal_.is_ok()) return;
   flush_proposals();
-  NodeId leader_before = raft_->leader_id();
   while (raft_->has_ready()) {
     raft::Ready rd = raft_->ready();
+    if (!raft_->log_read_error().is_ok()) {
+      // Committed entries that cannot be read: a restart loads the log again.
+      fatal_ = Status(Code::kCorrupt,
+                      "cannot read committed entries: " + raft_->log_read_error().to_string());
+      log(fatal_.to_string());
+      fail_all_pending("the replica stopped: cannot read its log");
+      break;
+    }
     // Only a leader's appends and heartbeats may go before their batch is
     // durable (dissertation §10.2.1); everything else waits for persist().
     send_messages(rd.leader_messages);
@@ -294,7 +301,12 @@ void Core::process_ready() {
     serve_ready_reads();
     maybe_snapshot();
   }
-  if (raft_->leader_id() != leader_before) on_leader_change();
+  // Compared with what was seen last: the leader changes inside step() and
+  // tick(), before this Ready.
+  if (raft_->leader_id() != seen_leader_) {
+    seen_leader_ = raft_->leader_id();
+    on_leader_change();
+  }
   publish();
 }
 

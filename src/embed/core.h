@@ -218,6 +218,7 @@ class Core : public std::enable_shared_from_this<Core> {
   bool ready_posted_ = false;
   bool storage_failed_ = false;
   Status fatal_;
+  raft::NodeId seen_leader_ = raft::kNoNode;  // the leader process_ready() saw last
 
   uint64_t session_id_ = 0;      // 0: none yet
   uint64_t registering_id_ = 0;  // the request registering it, if in flight

@@ -156,13 +156,15 @@ std::pair<Index, Term> RaftLog::find_conflict_by_term(Index index, Term term) co
   }
 }
 
-std::vector<Entry> RaftLog::next_committed_entries(uint64_t max_bytes) const {
+Result<std::vector<Entry>> RaftLog::next_committed_entries(uint64_t max_bytes) const {
   Index lo = std::max(applied_ + 1, first_index());
   Index hi = committed_ + 1;
-  if (lo >= hi) return {};
+  if (lo >= hi) return std::vector<Entry>{};
   auto ents = slice(lo, hi, max_bytes);
-  assert(ents.ok());
-  return ents.ok() ? std::move(ents).value() : std::vector<Entry>{};
+  if (ents.ok() && ents->empty()) {
+    return Status(Code::kCorrupt, "log: no entry at " + std::to_string(lo) + " to apply");
+  }
+  return ents;
 }
 
 bool RaftLog::has_next_committed_entries() const {

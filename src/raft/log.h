@@ -59,8 +59,11 @@ class RaftLog {
   /// index <= `index` whose term is <= `term`, with that term.
   std::pair<Index, Term> find_conflict_by_term(Index index, Term term) const;
 
-  /// Committed entries not yet handed out for application, up to max_bytes.
-  std::vector<Entry> next_committed_entries(uint64_t max_bytes) const;
+  /// Committed entries not yet handed out for application, up to max_bytes
+  /// (at least one when any is due). Errors: those of Storage::entries()
+  /// (kCompacted, kUnavailable, kCorrupt, kIo) when storage cannot produce
+  /// entries the log counts as stored.
+  Result<std::vector<Entry>> next_committed_entries(uint64_t max_bytes) const;
   bool has_next_committed_entries() const;
 
   // The unstable part, for Ready.

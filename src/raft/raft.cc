@@ -1295,7 +1295,8 @@ bool Raft::has_ready() const {
   }
   return hard_state() != prev_hard_state_ || !log_.unstable_entries().empty() ||
          log_.unstable_snapshot().has_value() || !msgs_.empty() || !leader_msgs_.empty() ||
-         log_.has_next_committed_entries() || !read_states_.empty() || read_broadcast_needed_;
+         (log_.has_next_committed_entries() && log_read_error_.is_ok()) || !read_states_.empty() ||
+         read_broadcast_needed_;
 }
 
 Ready Raft::ready() {
@@ -1316,7 +1317,14 @@ Ready Raft::ready() {
   if (hs != prev_hard_state_) rd.hard_state = hs;
   rd.entries = log_.unstable_entries();
   if (log_.unstable_snapshot()) rd.snapshot = *log_.unstable_snapshot();
-  rd.committed_entries = log_.next_committed_entries(opts_.max_committed_bytes_per_ready);
+  if (log_read_error_.is_ok()) {
+    auto committed = log_.next_committed_entries(opts_.max_committed_bytes_per_ready);
+    if (committed.ok()) {
+      rd.committed_entries = std::move(committed).value();
+    } else {
+      log_read_error_ = committed.status();
+    }
+  }
   rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value() ||
                  (rd.hard_state && (rd.hard_state->term != prev_hard_state_.term ||
                                     rd.hard_state->vote != prev_hard_state_.vote));

@@ -236,6 +236,12 @@ class Raft {
   const Configuration& configuration() const { return config_; }
   const JointQuorum& quorum() const { return quorum_; }
   bool storage_failed() const { return storage_failed_; }
+  /// Why ready() could not read committed entries from Storage (ok while it
+  /// could): entries the log counts as stored are not there, or cannot be
+  /// read. Committed entries are then no longer handed out and has_ready()
+  /// stops reporting them (never an empty batch forever); the caller must
+  /// treat it as fatal (restart: the log is loaded again from storage).
+  const Status& log_read_error() const { return log_read_error_; }
   NodeId transfer_target() const { return transfer_target_; }
   /// Leader: whether a configuration change is proposed but not yet committed.
   bool conf_change_pending() const;
@@ -367,6 +373,7 @@ class Raft {
   bool removal_stepdown_ = false;  // removed leader handing over (C05)
   int transfer_elapsed_ = 0;
   bool storage_failed_ = false;
+  Status log_read_error_;  // see log_read_error()
   uint64_t uncommitted_bytes_ = 0;
 
   // ReadIndex (§6.4), leader side: requests waiting for the first commit of

@@ -637,6 +637,15 @@ void Server::Impl::process_ready() {
   flush_proposals();
   while (raft_->has_ready() && !stopping_) {
     raft::Ready rd = raft_->ready();
+    if (!raft_->log_read_error().is_ok()) {
+      // Entries the log counts as stored cannot be read back. Nothing more
+      // can be applied; a restart loads the log again from the store.
+      fatal_ = Status(Code::kCorrupt, "cannot read committed entries from the log: " +
+                                          raft_->log_read_error().to_string());
+      spdlog::critical("{}; stopping", fatal_.to_string());
+      stop();
+      break;
+    }
     send_messages(rd.leader_messages);
     Status s;
     if (rd.snapshot) {

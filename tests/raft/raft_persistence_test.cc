@@ -86,6 +86,65 @@ TEST(RaftPersistence, CandidateRequestsTravelWithItsTermAndVote) {
   EXPECT_TRUE(has(rd.messages, MessageType::kVote));
 }
 
+// Storage whose entries() can be made to fail, as a store that lost entries
+// the Raft log counts as stored would.
+class LosingStorage : public MemoryStorage {
+ public:
+  Result<std::vector<Entry>> entries(Index lo, Index hi, uint64_t max_bytes) const override {
+    if (lose) return Status(Code::kUnavailable, "entries lost");
+    return MemoryStorage::entries(lo, hi, max_bytes);
+  }
+  bool lose = false;
+};
+
+// Persists and acknowledges every Ready until none is left.
+void drain(Raft& r, MemoryStorage& s) {
+  for (int i = 0; i < 100 && r.has_ready(); ++i) {
+    Ready rd = r.ready();
+    s.append(rd.entries);
+    if (rd.hard_state) s.set_hard_state(*rd.hard_state);
+    r.advance(rd);
+  }
+}
+
+TEST(RaftPersistence, UnreadableCommittedEntriesStopTheReadiesAndSaySo) {
+  // Committed entries the storage cannot give back are reported once, never
+  // handed out as an empty batch that has_ready() keeps asking for (the
+  // caller's Ready loop would spin forever on one thread).
+  LosingStorage storage;
+  storage.append(
+      {Raft::bootstrap_entry(Raft::initial_configuration({{1, {}}}, QuorumMode::kMajority))});
+  storage.set_hard_state(HardState{1, 0, 1});
+  Options o;
+  o.id = 1;
+  o.storage = &storage;
+  auto created = Raft::create(o);
+  ASSERT_TRUE(created.ok()) << created.status().to_string();
+  Raft& r = **created;
+  for (int i = 0; i < 40 && r.role() != Role::kLeader; ++i) {
+    r.tick();
+    drain(r, storage);
+  }
+  ASSERT_EQ(r.role(), Role::kLeader);
+  ASSERT_TRUE(r.propose({"a"}).ok());
+  // Persist the entry, then lose it before it is applied.
+  Ready rd = r.ready();
+  ASSERT_FALSE(rd.entries.empty());
+  storage.append(rd.entries);
+  if (rd.hard_state) storage.set_hard_state(*rd.hard_state);
+  r.advance(rd);
+  ASSERT_EQ(r.commit_index(), storage.last_index());
+  ASSERT_LT(r.applied_index(), r.commit_index());
+  storage.lose = true;
+  ASSERT_TRUE(r.has_ready());
+  rd = r.ready();
+  EXPECT_TRUE(rd.committed_entries.empty());
+  EXPECT_EQ(r.log_read_error().code(), Code::kUnavailable) << r.log_read_error().to_string();
+  r.advance(rd);
+  EXPECT_FALSE(r.has_ready()) << "the committed entries are asked for again and again";
+  EXPECT_LT(r.applied_index(), r.commit_index());
+}
+
 TEST(RaftPersistence, ACommitIndexAloneNeedsNoFsync) {
   // etcd's MustSync: entries, a snapshot, a term or a vote must be durable
   // before the Ready's messages go out; a commit index alone need not be.
