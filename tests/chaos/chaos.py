@@ -1178,6 +1178,24 @@ class Run:
                     self.problems.append(f"node {n.id} (pid {n.pid}) exited with {code} "
                                          f"while nobody stopped it")
 
+    def record_end_state(self, path):
+        """Each running node's INFO raft and CSET.NODES as it answers them once
+        the workload is over (kept in the folder: the state a liveness
+        failure ended in)."""
+        with open(path, "w") as f:
+            for n in self.cluster.nodes:
+                f.write(f"== node {n.id} ({'running' if n.alive() else 'not running'})\n")
+                if not n.alive():
+                    continue
+                for args in (("INFO", "raft"), ("CSET.NODES",)):
+                    try:
+                        reply = command(n, *args, timeout=2.0)
+                    except OSError as e:
+                        reply = e
+                    if isinstance(reply, bytes):
+                        reply = reply.decode("utf-8", "replace")
+                    f.write(f"-- {' '.join(args)}\n{reply}\n")
+
     def final_reads(self, history, keys):
         """SMEMBERS of every key through every current node (recorded); the
         results per key and node."""
@@ -1330,6 +1348,7 @@ def run_chaos(args):
                   10 * E, what="every node to reach the same applied_index")
         except AssertionError as e:
             run.problems.append(str(e))
+        run.record_end_state(os.path.join(out, "end-state.txt"))
         final = run.final_reads(history, keys)
         for key, per_node in final.items():
             if len({tuple(v) for v in per_node.values()}) > 1:
