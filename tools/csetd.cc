@@ -155,7 +155,9 @@ int main(int argc, char** argv) {
       ->check(decimal_digits())
       ->check(CLI::Range(uint64_t{0}, uint64_t{60'000}));
   app.add_option("--test-abort-on-stall-ms", o.test_abort_on_stall_ms,
-                 "TEST BUILDS ONLY: abort (core file) when the event loop stalls this many ms")
+                 "TEST BUILDS ONLY: abort (core file) when a stall the watchdog reports "
+                 "(at least max(5000, 3 x election, 2 x write timeout) ms) reaches this many "
+                 "ms; 0: never")
       ->check(decimal_digits())
       ->check(CLI::Range(uint64_t{0}, uint64_t{3'600'000}));
 #endif

@@ -75,8 +75,10 @@ struct ServerOptions {
   /// timeout, or the Raft core re-sends the chunk it thinks went unanswered.
   uint64_t test_snapshot_chunk_delay_ms = 0;
   /// TEST BUILDS ONLY (CSET_TEST_HOOKS): abort() (a core file, for a
-  /// backtrace) when the event loop has not run for this many ms. The stall
-  /// is logged in every build (Server::Impl's watchdog). 0: never abort.
+  /// backtrace) once a stall of the event loop that the watchdog reported
+  /// (Server::Impl::watchdog_main: at least max(5000, 3 x election timeout,
+  /// 2 x write timeout) ms, a SIGSTOP excluded) has lasted this many ms. The
+  /// stall is logged in every build. 0: never abort.
   uint64_t test_abort_on_stall_ms = 0;
 };
 

@@ -322,6 +322,7 @@ class Server::Impl {
   uint64_t loop_stall_ms() const;
   std::atomic<uint64_t> loop_beat_ms_{0};
   std::atomic<uint64_t> loop_stalls_{0};
+  std::atomic<bool> loop_stalled_{false};  // a reported stall has not ended yet
   std::thread watchdog_thread_;
   std::mutex watchdog_mu_;
   std::condition_variable watchdog_cv_;

@@ -59,6 +59,16 @@ def http_post(node, path):
         return response.status
 
 
+def health(node):
+    """(status, body) of GET /health."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/health",
+                                    timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def metric(node, name):
     with urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics",
                                 timeout=5) as response:
@@ -277,8 +287,10 @@ class FaultTest(ClusterTestCase):
         node.pause()
         time.sleep(self.STALL_MS / 1000 + 1.5)
         node.resume()
+        self.assertNotIn("stalled", health(node)[1], "/health right after SIGCONT")
         until(lambda: http_status(node, "/health") == 200, 5 * E, what="healthy after SIGCONT")
         self.assertNotIn(b"event loop: stalled", node.log_text())
+        self.assertEqual(metric(node, "cset_loop_stalls_total"), 0)
 
         self.assertEqual(http_post(node, f"/test/stall?ms={self.STALL_MS + 2500}"), 200)
         t0 = time.monotonic()
@@ -288,17 +300,28 @@ class FaultTest(ClusterTestCase):
                                 "unhealthy before the threshold")
         until(lambda: b"event loop: stalled for" in node.log_text(), 3,
               what="the stall in the node's log")
+        # Served while the loop is still stalled (not by the loop).
+        self.assertEqual(metric(node, "cset_loop_stalled"), 1)
+        self.assertEqual(metric(node, "cset_loop_stalls_total"), 1)
+        self.assertIn("stalled", health(node)[1])
         until(lambda: b"event loop: running again after" in node.log_text(), 5,
               what="the end of the stall in the node's log")
         until(lambda: http_status(node, "/health") == 200, 5 * E, what="healthy after the stall")
-        until(lambda: metric(node, "cset_loop_stalls_total") == 1, 3,
-              what="cset_loop_stalls_total 1")
+        self.assertEqual(metric(node, "cset_loop_stalls_total"), 1)
+        self.assertEqual(metric(node, "cset_loop_stalled"), 0)
+        for bad in ("-1", "10abc", "", "18446744073709551615", "600001"):
+            with self.assertRaises(urllib.error.HTTPError, msg=f"ms={bad!r}") as cm:
+                http_post(node, f"/test/stall?ms={bad}")
+            self.assertEqual(cm.exception.code, 400, bad)
         self.assertEqual(first_read(node, "f:none"), set())
 
     def test_stall_abort_hook_aborts_the_process(self):
-        cluster = self.new_cluster(1, extra_args=["--test-abort-on-stall-ms",
-                                                  str(self.STALL_MS + 500)])
+        # 200 ms: below the watchdog's threshold, which still applies (the
+        # normal gap between ticks is no stall).
+        cluster = self.new_cluster(1, extra_args=["--test-abort-on-stall-ms", "200"])
         (node,) = cluster.nodes
+        time.sleep(2)
+        self.assertTrue(node.alive(), "aborted without a stall")
         self.assertEqual(http_post(node, "/test/stall?ms=20000"), 200)
         until(lambda: not node.alive(), self.STALL_MS / 1000 + 5, what="the node to abort")
         self.assertEqual(node.proc.returncode, -signal.SIGABRT)
