@@ -443,8 +443,8 @@ int cmd_status(Client& client) {
 constexpr const char* kFooter =
     R"(Exit codes: 0 success; 1 negative answer (has: absent; add: already
 present); 2 usage or a refused request (ERR, TOOBIG, NOAUTH, WRONGPASS);
-3 no quorum, timeout, no space, busy, removed or unreachable (the code word
-is printed on stderr).
+3 no quorum, timeout, no space, busy, removed, an expired session or
+unreachable (the code word is printed on stderr).
 
 Endpoints are tried in order: on to the next when one cannot be connected to or
 answers NOQUORUM or REMOVED; reads also when a connection fails mid-request.

@@ -1348,10 +1348,16 @@ void Server::Impl::observe_leadership() {
       if (seen_role_ != raft::Role::kLeader || term != seen_term_)
         spdlog::info("raft: became the leader at term {}", term);
     } else if (role == raft::Role::kCandidate || role == raft::Role::kPreCandidate) {
-      if (role != seen_role_ || term != seen_term_)
-        spdlog::info("raft: {} at term {} (no leader heard from)",
-                     role == raft::Role::kCandidate ? "campaigning" : "pre-campaigning",
-                     role == raft::Role::kCandidate ? term : term + 1);
+      // A removed node that never heard of its final configuration still
+      // counts itself a voter of the joint one; it cannot win (its peers
+      // refuse it) and says nothing more about it.
+      if ((role != seen_role_ || term != seen_term_) && !removed_) {
+        if (role == raft::Role::kCandidate) {
+          spdlog::info("raft: campaigning at term {}", term);
+        } else {
+          spdlog::info("raft: pre-campaigning for term {} (no leader heard from)", term + 1);
+        }
+      }
     } else if (leader != seen_leader_ || role != seen_role_) {
       if (leader == raft::kNoNode) {
         spdlog::info("raft: {} at term {}, no leader known",
