@@ -501,6 +501,12 @@ Status Server::Impl::run() {
   });
   spdlog::info("node {} serving clients on {} and peers on {}", opt_.id, opt_.client_listen,
                opt_.peer_listen);
+  if (waiting_to_join()) {
+    spdlog::info(
+        "node {} waits to be added to a cluster (CSET.NODE ADD {} {} on a member); until then "
+        "it answers NOQUORUM",
+        opt_.id, opt_.id, opt_.advertise_peer);
+  }
   loop_beat_ms_.store(now_ms());
   watchdog_thread_ = std::thread([this] { watchdog_main(); });
   io_.run();

@@ -58,6 +58,9 @@ def add_joining_node(cluster, node_id, data_dir=None):
     cluster.nodes.append(node)
     node.start()
     cluster.wait_for_started([node])
+    # It says what it waits for (an operator's first question).
+    until(lambda: b"waits to be added to a cluster" in node.log_text(), 5,
+          what=f"node {node_id} to log that it waits to be added")
     return node
 
 
