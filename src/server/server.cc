@@ -487,6 +487,19 @@ void Server::Impl::update_peers() {
       }
     }
   }
+  if (peers != dialed_peers_) {
+    // Which peers this node talks to decides whom the log reaches; a change
+    // is rare (membership, a handshake from an unknown node) and worth a line.
+    auto list = [](const std::map<NodeId, std::string>& m) {
+      std::string out;
+      for (const auto& [id, address] : m) {
+        out += (out.empty() ? "" : ", ") + std::to_string(id) + "=" + address;
+      }
+      return out.empty() ? std::string("none") : out;
+    };
+    spdlog::info("peers: now {} (was {})", list(peers), list(dialed_peers_));
+    dialed_peers_ = peers;
+  }
   transport_->set_peers(std::move(peers));
 }
 

@@ -311,6 +311,7 @@ class Server::Impl {
   // The last handshake refusal per peer (loop thread), so that an ADD that
   // fails can say why (another cluster, a wiped disk, ...): C06.
   std::map<raft::NodeId, std::string> last_refusal_;
+  std::map<raft::NodeId, std::string> dialed_peers_;  // the last set given to the transport
   // Whether this node is in its (applied) configuration; false while a
   // --join node waits to be added: it then accepts any peer with the token.
   bool member_ = false;
