@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <set>
 #include <string>
 
 #include "server/server.h"
@@ -177,17 +178,27 @@ int main(int argc, char** argv) {
     // on the command line wins.
     try {
       toml::table t = toml::parse_file(config_file);
+      // A key csetd does not read (a typo) or a value of the wrong type is
+      // an error, as an unknown or malformed flag is.
+      std::set<std::string> known;
+      auto wrong_type = [](const char* key, const char* want) {
+        return std::runtime_error(std::string(key) + " must be " + want);
+      };
       auto str = [&](const char* key, std::string* v) {
-        if (app.count(std::string("--") + key) == 0) {
-          if (auto x = t[key].value<std::string>()) *v = *x;
-        }
+        known.insert(key);
+        if (!t.contains(key)) return;
+        auto x = t[key].value<std::string>();
+        if (!t[key].is_string() || !x) throw wrong_type(key, "a string");
+        if (app.count(std::string("--") + key) == 0) *v = *x;
       };
       auto num = [&](const char* key, uint64_t* v) {
+        known.insert(key);
+        if (!t.contains(key)) return;
+        if (!t[key].is_integer()) throw wrong_type(key, "an integer");
         if (app.count(std::string("--") + key) == 0) {
-          if (auto x = t[key].value<int64_t>()) {
-            if (*x < 0) throw std::runtime_error(std::string(key) + " must not be negative");
-            *v = static_cast<uint64_t>(*x);
-          }
+          int64_t x = *t[key].value<int64_t>();
+          if (x < 0) throw std::runtime_error(std::string(key) + " must not be negative");
+          *v = static_cast<uint64_t>(x);
         }
       };
       num("id", &o.id);
@@ -204,7 +215,15 @@ int main(int argc, char** argv) {
       str("admin-listen", &o.admin_listen);
       str("log-level", &log_level);
       str("log-format", &log_format);
+      known.insert("join");
+      if (t.contains("join") && !t["join"].is_boolean()) throw wrong_type("join", "true or false");
       if (app.count("--join") == 0) o.join = t["join"].value_or(false);
+      for (const auto& [key, value] : t) {
+        if (!known.count(std::string(key.str()))) {
+          throw std::runtime_error("unknown key '" + std::string(key.str()) +
+                                   "' (keys are the flags without \"--\", e.g. data-dir)");
+        }
+      }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "csetd: --config %s: %s\n", config_file.c_str(), e.what());
       return kExitFlags;

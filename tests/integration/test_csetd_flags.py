@@ -65,6 +65,19 @@ class CsetdFlagsTest(unittest.TestCase):
         self.assertRefused(BASE, "--write-timeout", config="write-timeout = 0\n")
         self.assertRefused(BASE, "must not be negative", config="max-member-bytes = -1\n")
 
+    def test_config_file_unknown_keys_and_wrong_types_are_refused(self):
+        # A typo in a key used to be ignored silently, the default kept.
+        self.assertRefused(BASE, "unknown key 'writetimeout'", config="writetimeout = 3000\n")
+        self.assertRefused(BASE, "unknown key 'force-new-cluster'",
+                           config="force-new-cluster = true\n")
+        self.assertRefused(BASE, "write-timeout must be an integer",
+                           config='write-timeout = "3000"\n')
+        self.assertRefused(BASE, "data-dir must be a string", config="data-dir = 5\n")
+        self.assertRefused(BASE, "join must be true or false", config='join = "yes"\n')
+        # A flag on the command line still wins over a good key in the file.
+        self.assertRefused(BASE + ["--write-timeout", "0"], "--write-timeout",
+                           config="write-timeout = 3000\n")
+
     def test_help_shows_defaults(self):
         p = subprocess.run([binary("CSETD", "csetd"), "--help"], capture_output=True, timeout=20)
         self.assertEqual(p.returncode, 0)
