@@ -1,5 +1,6 @@
 // csetd: one consistent-set node (SPEC.md "csetd"). Flags, TOML config,
 // logging and exit codes; the node itself is server/.
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "server/server.h"
 
@@ -91,6 +93,31 @@ std::string check_ranges(const std::vector<NumericFlag>& flags) {
   }
   return {};
 }
+
+// --log-format json: the message as the inside of a JSON string. Messages
+// may quote peer replies, file names and RocksDB's own text.
+class JsonMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static const char kHex[] = "0123456789abcdef";
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        dest.push_back('\\');
+        dest.push_back(c);
+      } else if (u < 0x20) {
+        const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
+        dest.append(esc, esc + sizeof(esc));
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessage>();
+  }
+};
 
 }  // namespace
 
@@ -267,8 +294,12 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (log_format == "json") {
-    spdlog::set_pattern("{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",\"level\":\"%l\",\"node\":" +
-                        std::to_string(o.id) + ",\"msg\":\"%v\"}");
+    // %* is the message, escaped for a JSON string (JsonMessage above).
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonMessage>('*').set_pattern(
+        "{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",\"level\":\"%l\",\"node\":" + std::to_string(o.id) +
+        ",\"msg\":\"%*\"}");
+    spdlog::set_formatter(std::move(formatter));
   } else {
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] node " + std::to_string(o.id) + ": %v");
   }

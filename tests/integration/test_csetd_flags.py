@@ -4,12 +4,15 @@ with one bad value and expects it to refuse at once, before touching the data
 directory.
 """
 
+import json
 import os
+import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
-from harness import binary
+from harness import binary, free_ports, until
 
 BASE = ["--id", "1", "--peer-listen", "127.0.0.1:1", "--client-listen", "127.0.0.1:2",
         "--initial-cluster", "1=127.0.0.1:1"]
@@ -77,6 +80,37 @@ class CsetdFlagsTest(unittest.TestCase):
         # A flag on the command line still wins over a good key in the file.
         self.assertRefused(BASE + ["--write-timeout", "0"], "--write-timeout",
                            config="write-timeout = 3000\n")
+
+    def test_json_log_lines_are_json_whatever_the_message_holds(self):
+        # --log-format json: a message quoting a path with '"' and '\\' must
+        # stay one valid JSON object per line (it was pasted in unescaped).
+        with tempfile.TemporaryDirectory(prefix="cset-json-") as tmp:
+            data_dir = os.path.join(tmp, 'a"b\\c')
+            peer, client = free_ports(2)
+            args = ["--data-dir", data_dir, "--peer-listen", f"127.0.0.1:{peer}",
+                    "--client-listen", f"127.0.0.1:{client}"]
+            first = subprocess.Popen([binary("CSETD", "csetd"), "--id", "1", "--initial-cluster",
+                                      f"1=127.0.0.1:{peer}"] + args,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                until(lambda: os.path.exists(os.path.join(data_dir, "CURRENT")), 20,
+                      what="the first node to create its data directory")
+                time.sleep(0.5)
+            finally:
+                first.send_signal(signal.SIGTERM)
+                self.assertEqual(first.wait(timeout=20), 0)
+            # The same directory under another id: exit 3, the path in the message.
+            p = subprocess.run([binary("CSETD", "csetd"), "--id", "2", "--log-format", "json",
+                                "--initial-cluster", f"2=127.0.0.1:{peer}"] + args,
+                               capture_output=True, timeout=20)
+            self.assertEqual(p.returncode, 3, p.stderr)
+            lines = [l for l in p.stderr.decode().splitlines() if l.startswith("{")]
+            self.assertTrue(lines, p.stderr)
+            for line in lines:
+                record = json.loads(line)
+                self.assertEqual(record["node"], 2)
+                self.assertEqual(record["level"], "error")
+                self.assertIn(data_dir, record["msg"])
 
     def test_help_shows_defaults(self):
         p = subprocess.run([binary("CSETD", "csetd"), "--help"], capture_output=True, timeout=20)
