@@ -216,6 +216,17 @@ Index remove_leader_2_unheard(Cluster& c) {
   return leave;
 }
 
+// Node 1 leads C_new = {1}, the change complete, and commits a write.
+void expect_node_1_leads_alone(Cluster& c) {
+  ASSERT_EQ(c.leader(), 1);
+  EXPECT_EQ(c.raft(1).configuration().voters, (std::vector<NodeId>{1}));
+  EXPECT_FALSE(c.raft(1).configuration().joint());
+  auto w = c.propose(1, {"after"});
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  c.stabilize();
+  EXPECT_EQ(c.raft(1).commit_index(), *w);
+}
+
 // Node 1 holds C_new = {1} after a committed C_old,new, so it counts its votes
 // and commitments by C_new (refresh_quorum; dissertation §4.3) and leads
 // alone, with node 2 gone for good. Before, it stayed in C_old,new, needing
@@ -226,14 +237,8 @@ TEST(RaftMembership, NodeHoldingTheLeaveEntryLeadsByCNewWhenTheOldLeaderIsGone) 
   c.crash(2);
   c.heal();
   c.run(50);
-  ASSERT_EQ(c.leader(), 1);
   EXPECT_GT(c.raft(1).commit_index(), leave);
-  EXPECT_EQ(c.raft(1).configuration().voters, (std::vector<NodeId>{1}));
-  EXPECT_FALSE(c.raft(1).configuration().joint());
-  auto w = c.propose(1, {"after"});
-  ASSERT_TRUE(w.ok()) << w.status().to_string();
-  c.stabilize();
-  EXPECT_EQ(c.raft(1).commit_index(), *w);
+  expect_node_1_leads_alone(c);
 }
 
 // Soak seed 16657: as above with node 2 up. Node 1 leads, but crashes before
@@ -262,13 +267,7 @@ TEST(RaftMembership, CandidateLeadsAfterItsRemovalCommittedUnheard) {
   c.restart(1);
   ASSERT_EQ(c.raft(1).last_index(), leave);
   c.run(100);
-  ASSERT_EQ(c.leader(), 1);
-  EXPECT_EQ(c.raft(1).configuration().voters, (std::vector<NodeId>{1}));
-  EXPECT_FALSE(c.raft(1).configuration().joint());
-  auto w = c.propose(1, {"after"});
-  ASSERT_TRUE(w.ok()) << w.status().to_string();
-  c.stabilize();
-  EXPECT_EQ(c.raft(1).commit_index(), *w);
+  expect_node_1_leads_alone(c);
 }
 
 TEST(RaftMembership, SecondChangeWhileOneIsInFlightIsBusy) {
