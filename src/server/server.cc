@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 
 #include "raft/codec.h"
@@ -63,8 +64,25 @@ Status Server::run() { return impl_->run(); }
 void Server::stop() { impl_->stop(); }
 
 std::unique_ptr<Server> Server::create(const ServerOptions& options, StartError* error) {
+  // A start that fails (a port in use, a bad --admin-listen) leaves no data
+  // directory behind that it created: one initialized from the failed
+  // attempt's flags would make the next start ignore --initial-cluster.
+  // A directory that held anything before is never touched.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path dir(options.data_dir);
+  const bool existed = fs::exists(dir, ec);
+  const bool was_empty = existed && fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
   auto impl = std::make_unique<Impl>(options);
-  if (!impl->open(error)) return nullptr;
+  if (!impl->open(error)) {
+    impl.reset();  // closes the store first
+    if (!existed) {
+      fs::remove_all(dir, ec);
+    } else if (was_empty) {
+      for (const auto& entry : fs::directory_iterator(dir, ec)) fs::remove_all(entry.path(), ec);
+    }
+    return nullptr;
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

@@ -7,6 +7,7 @@ directory.
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -80,6 +81,39 @@ class CsetdFlagsTest(unittest.TestCase):
         # A flag on the command line still wins over a good key in the file.
         self.assertRefused(BASE + ["--write-timeout", "0"], "--write-timeout",
                            config="write-timeout = 3000\n")
+
+    def test_a_failed_start_leaves_no_data_directory_it_created(self):
+        # A port in use is found after the data directory was initialized
+        # from the flags; kept, it would make the next start ignore a
+        # corrected --initial-cluster. One that held data is never touched.
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        try:
+            with tempfile.TemporaryDirectory(prefix="cset-failed-start-") as tmp:
+                for name, flags in (
+                        ("peer", ["--peer-listen", f"127.0.0.1:{port}", "--client-listen",
+                                  "127.0.0.1:0", "--initial-cluster", f"1=127.0.0.1:{port}"]),
+                        ("client", ["--peer-listen", "127.0.0.1:0", "--client-listen",
+                                    f"127.0.0.1:{port}", "--initial-cluster", "1=127.0.0.1:1"])):
+                    data_dir = os.path.join(tmp, name)
+                    p = subprocess.run([binary("CSETD", "csetd"), "--id", "1", "--data-dir",
+                                        data_dir] + flags, capture_output=True, timeout=20)
+                    self.assertEqual(p.returncode, 2, p.stderr)
+                    self.assertIn(b"Address already in use", p.stderr)
+                    self.assertFalse(os.path.exists(data_dir), f"{name}: {data_dir} was left")
+                # An empty directory given by the operator stays, empty.
+                empty = os.path.join(tmp, "empty")
+                os.mkdir(empty)
+                p = subprocess.run([binary("CSETD", "csetd"), "--id", "1", "--data-dir", empty,
+                                    "--peer-listen", f"127.0.0.1:{port}", "--client-listen",
+                                    "127.0.0.1:0", "--initial-cluster", f"1=127.0.0.1:{port}"],
+                                   capture_output=True, timeout=20)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertEqual(os.listdir(empty), [])
+        finally:
+            busy.close()
 
     def test_json_log_lines_are_json_whatever_the_message_holds(self):
         # --log-format json: a message quoting a path with '"' and '\\' must
