@@ -37,11 +37,19 @@ void ReplyWriter::header(char type, uint64_t count) {
 
 void ReplyWriter::simple_string(std::string_view text) { line('+', text); }
 
-void ReplyWriter::error(std::string_view text) { line('-', text); }
+void ReplyWriter::error(std::string_view text) {
+  if (errors_ != nullptr) {
+    std::string_view code = text.substr(0, text.find(' '));
+    auto it = errors_->find(code);
+    if (it == errors_->end()) it = errors_->emplace(std::string(code), 0).first;
+    ++it->second;
+  }
+  line('-', text);
+}
 
 void ReplyWriter::error(const Status& status) {
   assert(!status.is_ok());
-  line('-', status.to_string());
+  error(status.to_string());
 }
 
 void ReplyWriter::integer(int64_t value) {

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,8 +34,13 @@ namespace cset::resp {
 
 class ReplyWriter {
  public:
-  /// REQUIRES: `out` outlives the writer; protocol is 2 or 3.
-  explicit ReplyWriter(std::string* out, int protocol = 2) : out_(out), protocol_(protocol) {}
+  /// Error replies counted by code word (the text before the first space).
+  using ErrorCounts = std::map<std::string, uint64_t, std::less<>>;
+
+  /// REQUIRES: `out` (and `errors` when given) outlive the writer; protocol
+  /// is 2 or 3. Every error() adds one to `errors[code word]`.
+  explicit ReplyWriter(std::string* out, int protocol = 2, ErrorCounts* errors = nullptr)
+      : out_(out), protocol_(protocol), errors_(errors) {}
 
   int protocol() const { return protocol_; }
   /// HELLO's switch. REQUIRES: 2 or 3.
@@ -76,6 +82,7 @@ class ReplyWriter {
 
   std::string* out_;
   int protocol_;
+  ErrorCounts* errors_ = nullptr;
 };
 
 /// The shortest decimal text that reads back as `value` ("1.5", "3", "1e+100",

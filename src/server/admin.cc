@@ -129,7 +129,7 @@ std::string Server::Impl::info_text(const std::vector<std::string>& sections, si
 }
 
 void Server::Impl::cset_nodes(std::string* out, int protocol) {
-  resp::ReplyWriter w(out, protocol);
+  resp::ReplyWriter w(out, protocol, &metrics_.errors);
   const raft::Configuration& c = raft_->configuration();
   std::map<NodeId, raft::PeerStatus> peers;
   for (const auto& p : raft_->peers()) peers[p.id] = p;
@@ -173,7 +173,7 @@ void Server::Impl::cset_nodes(std::string* out, int protocol) {
 }
 
 void Server::Impl::cset_status(std::string* out, int protocol) {
-  resp::ReplyWriter w(out, protocol);
+  resp::ReplyWriter w(out, protocol, &metrics_.errors);
   std::string section = raft_section();
   std::vector<std::pair<std::string, std::string>> kv;
   size_t pos = 0;
@@ -242,7 +242,6 @@ void Server::Impl::finish_admin_forward(uint64_t rid, const Status& s) {
   if (it == admin_forwards_.end()) return;
   AdminDone done = std::move(it->second.done);
   admin_forwards_.erase(it);
-  if (!s.is_ok()) metrics_.errors[std::string(code_word(s.code()))]++;
   done(s);
 }
 

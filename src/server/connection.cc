@@ -160,7 +160,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       Item item = std::move(queue_.front());
       queue_.pop_front();
       if (!item.error.empty()) {
-        resp::ReplyWriter w(&out_, protocol_);
+        resp::ReplyWriter w(&out_, protocol_, server_->error_counts());
         w.error(item.error);
         if (item.fatal) {
           close_after_write_ = true;
@@ -182,7 +182,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void execute(const std::vector<std::string>& args) {
     std::vector<std::string_view> views(args.begin(), args.end());
-    resp::ReplyWriter w(&out_, protocol_);
+    resp::ReplyWriter w(&out_, protocol_, server_->error_counts());
     auto spec = resp::resolve_command(views);
     if (!spec.ok()) {
       w.error(spec.status());
@@ -222,7 +222,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         set::encode_command(cmd),
         [this, self, reply](const Status& s, const set::ApplyResult& r) {
           if (closed_) return;
-          resp::ReplyWriter w(&out_, protocol_);
+          resp::ReplyWriter w(&out_, protocol_, server_->error_counts());
           if (!s.is_ok()) {
             w.error(s);
           } else {
@@ -298,7 +298,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     server_->submit_read(
         [this, self, reply](const Status& s) {
           if (closed_) return;
-          resp::ReplyWriter w(&out_, protocol_);
+          resp::ReplyWriter w(&out_, protocol_, server_->error_counts());
           if (!s.is_ok()) {
             w.error(s);
           } else {
@@ -370,7 +370,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void run(resp::Sscan& r) {
     auto start = decode_cursor(r.cursor);
     if (!start) {
-      resp::ReplyWriter w(&out_, protocol_);
+      resp::ReplyWriter w(&out_, protocol_, server_->error_counts());
       return w.error("ERR invalid cursor");
     }
     read_command([this, r, start](resp::ReplyWriter& w) {
@@ -384,7 +384,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void run(resp::Scan& r) {
     auto start = decode_cursor(r.cursor);
     if (!start) {
-      resp::ReplyWriter w(&out_, protocol_);
+      resp::ReplyWriter w(&out_, protocol_, server_->error_counts());
       return w.error("ERR invalid cursor");
     }
     read_command([this, r, start](resp::ReplyWriter& w) {
@@ -409,7 +409,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // --- Connection and server commands ------------------------------------
 
-  resp::ReplyWriter writer() { return resp::ReplyWriter(&out_, protocol_); }
+  resp::ReplyWriter writer() {
+    return resp::ReplyWriter(&out_, protocol_, server_->error_counts());
+  }
 
   void run(resp::Ping& r) {
     auto w = writer();

@@ -893,7 +893,6 @@ bool Server::Impl::expired_without_leader(uint64_t arrival_ms) const {
 
 void Server::Impl::submit_write(std::string command, WriteCallback done, uint64_t arrival_ms) {
   if (expired_without_leader(arrival_ms)) {
-    metrics_.errors["NOQUORUM"]++;
     done(Status(Code::kNoQuorum, "no leader within the write timeout; nothing changed"), {});
     return;
   }
@@ -1068,7 +1067,6 @@ void Server::Impl::finish_write(uint64_t id, const Status& s, const set::ApplyRe
   if (it == writes_.end()) return;
   WriteCallback done = std::move(it->second.done);
   writes_.erase(it);
-  if (!s.is_ok()) metrics_.errors[std::string(code_word(s.code()))]++;
   done(s, r);
 }
 
@@ -1176,7 +1174,6 @@ void Server::Impl::submit_read(ReadCallback done, uint64_t arrival_ms) {
   }
 #endif
   if (expired_without_leader(arrival_ms)) {
-    metrics_.errors["NOQUORUM"]++;
     done(Status(Code::kNoQuorum, "no leader within the write timeout; the read was not served"));
     return;
   }
@@ -1226,7 +1223,6 @@ void Server::Impl::finish_read(uint64_t id, const Status& s) {
   ReadCallback done = std::move(it->second.done);
   if (!it->second.context.empty()) read_contexts_.erase(it->second.context);
   reads_.erase(it);
-  if (!s.is_ok()) metrics_.errors[std::string(code_word(s.code()))]++;
   done(s);
 }
 

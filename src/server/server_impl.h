@@ -22,6 +22,7 @@
 #include "net/tcp_transport.h"
 #include "raft/raft.h"
 #include "resp/limits.h"
+#include "resp/writer.h"
 #include "server/server.h"
 #include "set/state_machine.h"
 #include "storage/rocks_store.h"
@@ -62,7 +63,9 @@ struct Metrics {
   uint64_t storage_failures = 0;
   uint64_t leader_changes = 0;
   uint64_t connections_total = 0;
-  std::map<std::string, uint64_t> errors;  // by code word
+  // Error replies to clients by code word (every resp::ReplyWriter of a
+  // client connection counts into it).
+  resp::ReplyWriter::ErrorCounts errors;
   // fsync latency histogram, upper bounds in microseconds.
   static constexpr uint64_t kBucketsUs[] = {100,  250,   500,   1000,   2500,
                                             5000, 10000, 25000, 100000, 1000000};
@@ -117,6 +120,7 @@ class Server::Impl {
   set::StateMachine& sm() { return *sm_; }
   const ServerOptions& options() const { return opt_; }
   const resp::Limits& limits() const { return limits_; }
+  resp::ReplyWriter::ErrorCounts* error_counts() { return &metrics_.errors; }
   std::string info_text(const std::vector<std::string>& sections, size_t clients);
   std::string memory_section();
   void cset_nodes(std::string* out, int protocol);

@@ -248,6 +248,28 @@ class AdminHttpTest(ClusterTestCase):
             for word in ("term", "commit", "applied"):
                 self.assertIn(word, body, f"a {word} metric on node {node.id}")
 
+    def test_errors_are_counted_by_code(self):
+        # cset_errors_total counts every error reply by its code word: the
+        # state machine's (EXISTS), the parser's (ERR) and the limits'
+        # (TOOBIG) too, not only NOQUORUM.
+        node = cluster.nodes[0]
+
+        def counts():
+            _, body = self.get(node, "/metrics")
+            return {m.group(1): int(m.group(2)) for m in
+                    re.finditer(r'^cset_errors_total\{code="([A-Z]+)"\} (\d+)$', body, re.M)}
+
+        before = counts()
+        with node.raw() as c:
+            self.assertEqual(c.command("CSET.ADD", "errors:k", "m"), "OK")
+            for _ in range(2):
+                self.assertTrue(c.command("CSET.ADD", "errors:k", "m").startswith("EXISTS"))
+            self.assertTrue(c.command("NO-SUCH-COMMAND").startswith("ERR"))
+            self.assertTrue(c.command("SADD", "errors:k", "x" * 70000).startswith("TOOBIG"))
+        want = {"EXISTS": 2, "ERR": 1, "TOOBIG": 1}
+        until(lambda: all(counts().get(k, 0) - before.get(k, 0) == n for k, n in want.items()),
+              5, what=f"cset_errors_total to count {want} (before {before}, now {counts()})")
+
     def test_status_is_json(self):
         for node in cluster.nodes:
             status, body = self.get(node, "/status")
