@@ -121,7 +121,7 @@ Status Raft::load() {
     }
     i += ents->size();
   }
-  refresh_quorum();
+  quorum_ = make_quorum(config_);
   reset_randomized_timeout();
   become_follower(term_, kNoNode);
   return Status::ok();
@@ -225,11 +225,7 @@ void Raft::become_leader() {
 }
 
 bool Raft::promotable() const {
-  // Every voter of the committed configuration, also one that a leave entry
-  // in its log removes (refresh_quorum): the nodes of C_new may lack that
-  // entry, and then only this node, whose log is longer, can lead and
-  // finish the change (it counts its votes by C_new).
-  return config_.is_voter(id_) && !storage_failed_ && !receiving_snapshot_;
+  return quorum_.is_voter(id_) && !storage_failed_ && !receiving_snapshot_;
 }
 
 void Raft::campaign(bool pre_vote, bool transfer) {
@@ -242,7 +238,7 @@ void Raft::campaign(bool pre_vote, bool transfer) {
   }
   Term t = pre_vote ? term_ + 1 : term_;
   for (NodeId peer : config_.all_nodes()) {
-    if (peer == id_ || !election_quorum_.is_voter(peer)) continue;
+    if (peer == id_ || !quorum_.is_voter(peer)) continue;
     Message m;
     m.type = pre_vote ? MessageType::kPreVote : MessageType::kVote;
     m.to = peer;
@@ -278,7 +274,7 @@ JointQuorum Raft::vote_quorum() const {
     return reachable_tiebreak_quorum(heard);
   }
 #endif
-  return election_quorum_;
+  return quorum_;
 }
 
 JointQuorum Raft::make_quorum(const Configuration& config) const {
@@ -673,7 +669,6 @@ bool Raft::restore_snapshot(Snapshot snap) {
     return false;
   }
   pending_configs_.clear();
-  refresh_quorum();
   durable_index_ = 0;  // until advance() confirms the snapshot durable
   Configuration cfg = snap.meta.config;
   log_.restore(std::move(snap));
@@ -1099,7 +1094,6 @@ Index Raft::append_config(const Configuration& config) {
   Entry e{term_, idx, EntryType::kConfig, encode_configuration(config)};
   log_.append({e});
   pending_configs_[idx] = config;
-  refresh_quorum();
   pending_conf_index_ = idx;
   broadcast_append();
   maybe_commit();
@@ -1123,42 +1117,10 @@ void Raft::remember_configs(const std::vector<Entry>& entries) {
     auto cfg = decode_configuration(e.data);
     if (cfg.ok()) pending_configs_[e.index] = std::move(cfg).value();
   }
-  refresh_quorum();
 }
 
 void Raft::truncate_pending_configs(Index from) {
   pending_configs_.erase(pending_configs_.lower_bound(from), pending_configs_.end());
-  refresh_quorum();
-}
-
-void Raft::refresh_quorum() {
-  // Quorums follow the committed configuration (etcd's rule), with one
-  // exception: once a joint configuration has committed, its leave entry
-  // (C_new) counts as soon as it is in the log, as every configuration does
-  // in the dissertation (§4.3). C_old,new committed means no decision can be
-  // made by C_old alone any more (every later leader holds C_old,new), and
-  // every quorum of C_old,new holds a quorum of C_new, so a quorum of C_new
-  // meets every quorum that voted or committed since C_old,new was written. Without it, nodes
-  // holding C_new that never heard it commit (the leader died first) stay in C_old,new and need a
-  // C_old quorum that may be gone for good: {1,4} -> {1,4,5} with node 1
-  // lost leaves 4 and 5, a quorum of C_new, without a leader.
-  const Configuration* effective = &config_;
-  if (config_.joint() && !pending_configs_.empty()) {
-    const Configuration& next = pending_configs_.begin()->second;
-    if (!next.joint() && next.voters == config_.voters) effective = &next;
-  }
-  quorum_ = make_quorum(*effective);
-  // Votes are counted by the latest configuration in the log, committed or
-  // not (§4.3). Needed for the exception above: a node holding C_old,new but
-  // not knowing it committed must not win by C_old alone, whose quorums can
-  // miss entries committed by C_new alone (sim seed 9439: C_old = {1,2,3,4}
-  // with tie-breaker 1, C_new = {2,3,4}; {1, 4} would elect node 1 without
-  // an entry {2, 3} committed). With one change at a time, a pending
-  // configuration is either C_old,new of the committed one (whose quorums
-  // hold the committed configuration's) or the C_new of a committed C_old,new
-  // (the exception above), or it keeps the voters (a member record update).
-  election_quorum_ =
-      make_quorum(pending_configs_.empty() ? config_ : pending_configs_.rbegin()->second);
 }
 
 void Raft::apply_committed_configs() {
@@ -1171,7 +1133,7 @@ void Raft::apply_committed_configs() {
 
 void Raft::activate_config(const Configuration& config) {
   config_ = config;
-  refresh_quorum();
+  quorum_ = make_quorum(config_);
   if (role_ != Role::kLeader) return;
   sync_progress();
   if (!quorum_.is_voter(id_) && !config_.joint()) {

@@ -51,12 +51,6 @@
 // the voter set goes through a joint configuration (dissertation §4.3;
 // weighted quorums make single-server changes unsafe, DESIGN.md); the leader
 // proposes the final configuration automatically once the joint one commits.
-// One exception: once C_old,new has committed, the quorums of C_new (votes,
-// commitment, check-quorum, ReadIndex) apply as soon as the C_new entry is in
-// a node's log, as the dissertation has it, so nodes of C_new that never
-// heard C_new commit do not need C_old's quorum to elect a leader. Who
-// receives the log, and who may campaign (every voter of the committed
-// configuration), still follow the committed configuration.
 //
 // Thread-safety: none; one thread owns a Raft.
 #pragma once
@@ -324,9 +318,6 @@ class Raft {
   void maybe_auto_leave();
   void remember_configs(const std::vector<Entry>& entries);
   void truncate_pending_configs(Index from);
-  // quorum_ from config_, or from the leave entry of a committed joint
-  // configuration once that entry is in the log (dissertation §4.3).
-  void refresh_quorum();
   void apply_committed_configs();
   void activate_config(const Configuration& config);
 
@@ -360,8 +351,7 @@ class Raft {
   HardState prev_hard_state_;
 
   Configuration config_;
-  JointQuorum quorum_;            // commitment, check-quorum, ReadIndex (refresh_quorum)
-  JointQuorum election_quorum_;   // counts votes: the latest configuration in the log
+  JointQuorum quorum_;
   Index config_index_ = 0;        // index of the entry holding config_
   Index pending_conf_index_ = 0;  // leader: last configuration entry proposed
   // Configuration entries in the log, not yet committed (they take effect

@@ -762,6 +762,15 @@ class C09WipedNodeAndRestartedPeerTest(MembershipTestCase):
                   >= int(n1.info()["commit_index"]), 5 * E, what=f"node {new} to catch up")
             admin("PROMOTE", new)
         survivors = [c.node(4), c.node(5)]
+        # PROMOTE answers once the leader applied the final configuration;
+        # 4 and 5 hear that it committed a message later. Killed before, they
+        # stay in the joint configuration, whose old half {1, 4} needs node 1
+        # (a liveness limit of configurations taking effect on commit, issue
+        # 7's note): this test is about the wiped node, so wait for them.
+        final = int(n1.info()["commit_index"])
+        for n in survivors:
+            until(lambda n=n: int(n.info()["applied_index"]) >= final, 5 * E,
+                  what=f"node {n.id} to apply the final configuration")
         n1.kill()
         shutil.rmtree(n1.data_dir)
         c.initial_cluster = lambda: original

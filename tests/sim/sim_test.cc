@@ -86,10 +86,10 @@ TEST(SimRegressions, SeedsThatFoundBugsPass) {
     const char* what;
   };
   const Found found[] = {
-      // Leader completeness: C_new's quorums applied from its log entry while
-      // votes were still counted by the committed C_old (raft.cc
-      // refresh_quorum): node 1 won by {1, 4} without an entry {2, 3}
-      // committed under C_new.
+      // Leader completeness, under a rule tried and reverted in session 7
+      // (C_new's quorums from its log entry, votes by the committed
+      // configuration): node 1 won by C_old {1, 4} without an entry {2, 3}
+      // had committed under C_new.
       {9439, 4, 300, "C_new commitment vs C_old votes"},
   };
   for (const Found& f : found) {
