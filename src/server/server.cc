@@ -67,7 +67,9 @@ std::unique_ptr<Server> Server::create(const ServerOptions& options, StartError*
   // A start that fails (a port in use, a bad --admin-listen) leaves no data
   // directory behind that it created: one initialized from the failed
   // attempt's flags would make the next start ignore --initial-cluster.
-  // A directory that held anything before is never touched.
+  // A directory that held anything before is never touched, nor one whose
+  // store this process could not open (another process may hold it: two
+  // nodes started at once on a new directory).
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path dir(options.data_dir);
@@ -75,7 +77,9 @@ std::unique_ptr<Server> Server::create(const ServerOptions& options, StartError*
   const bool was_empty = existed && fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
   auto impl = std::make_unique<Impl>(options);
   if (!impl->open(error)) {
+    const bool ours = impl->store_opened();
     impl.reset();  // closes the store first
+    if (!ours) return nullptr;
     if (!existed) {
       fs::remove_all(dir, ec);
     } else if (was_empty) {

@@ -121,6 +121,8 @@ class Server::Impl {
   const ServerOptions& options() const { return opt_; }
   const resp::Limits& limits() const { return limits_; }
   resp::ReplyWriter::ErrorCounts* error_counts() { return &metrics_.errors; }
+  // Whether open() got as far as opening (and locking) the store.
+  bool store_opened() const { return store_ != nullptr; }
   std::string info_text(const std::vector<std::string>& sections, size_t clients);
   std::string memory_section();
   void cset_nodes(std::string* out, int protocol);
