@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <string_view>
@@ -101,21 +102,59 @@ class JsonMessage : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     static const char kHex[] = "0123456789abcdef";
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
-      const auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    for (size_t i = 0; i < text.size();) {
+      const auto u = static_cast<unsigned char>(text[i]);
+      if (u == '"' || u == '\\') {
         dest.push_back('\\');
-        dest.push_back(c);
+        dest.push_back(text[i++]);
       } else if (u < 0x20) {
         const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
         dest.append(esc, esc + sizeof(esc));
+        ++i;
+      } else if (u < 0x80) {
+        dest.push_back(text[i++]);
+      } else if (size_t n = utf8_sequence_length(text.substr(i)); n > 0) {
+        dest.append(text.data() + i, text.data() + i + n);
+        i += n;
       } else {
-        dest.push_back(c);
+        // Not UTF-8 (a path's bytes): JSON text must be, so U+FFFD.
+        static const char kReplacement[] = "\\ufffd";
+        dest.append(kReplacement, kReplacement + 6);
+        ++i;
       }
     }
   }
+
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessage>();
+  }
+
+ private:
+  // The length of the well-formed UTF-8 sequence at the start of `s`
+  // (REQUIRES: s[0] >= 0x80), or 0 when there is none.
+  static size_t utf8_sequence_length(std::string_view s) {
+    const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    size_t n = 0;
+    unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+    if (b(0) >= 0xc2 && b(0) <= 0xdf) {
+      n = 2;
+    } else if (b(0) >= 0xe0 && b(0) <= 0xef) {
+      n = 3;
+      if (b(0) == 0xe0) lo = 0xa0;
+      if (b(0) == 0xed) hi = 0x9f;  // no surrogates
+    } else if (b(0) >= 0xf0 && b(0) <= 0xf4) {
+      n = 4;
+      if (b(0) == 0xf0) lo = 0x90;
+      if (b(0) == 0xf4) hi = 0x8f;
+    } else {
+      return 0;
+    }
+    if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+    for (size_t k = 2; k < n; ++k) {
+      if (b(k) < 0x80 || b(k) > 0xbf) return 0;
+    }
+    return n;
   }
 };
 
@@ -204,6 +243,10 @@ int main(int argc, char** argv) {
     // Keys as the flags without "--" (e.g. data-dir = "..."); a flag given
     // on the command line wins.
     try {
+      std::error_code dir_ec;
+      if (std::filesystem::is_directory(config_file, dir_ec)) {
+        throw std::runtime_error("is a directory");
+      }
       toml::table t = toml::parse_file(config_file);
       // A key csetd does not read (a typo) or a value of the wrong type is
       // an error, as an unknown or malformed flag is.
@@ -245,6 +288,17 @@ int main(int argc, char** argv) {
       known.insert("join");
       if (t.contains("join") && !t["join"].is_boolean()) throw wrong_type("join", "true or false");
       if (app.count("--join") == 0) o.join = t["join"].value_or(false);
+      for (const char* key : {"log-level", "log-format"}) {
+        // The flags' own checks (CLI11 IsMember) do not see file values.
+        const std::string& v = std::string(key) == "log-level" ? log_level : log_format;
+        const std::set<std::string> allowed =
+            std::string(key) == "log-level"
+                ? std::set<std::string>{"trace", "debug",    "info", "warn",
+                                        "error", "critical", "off"}
+                : std::set<std::string>{"text", "json"};
+        if (!allowed.count(v))
+          throw std::runtime_error(std::string(key) + " '" + v + "' is not one of its values");
+      }
       for (const auto& [key, value] : t) {
         if (!known.count(std::string(key.str()))) {
           throw std::runtime_error("unknown key '" + std::string(key.str()) +
@@ -308,7 +362,8 @@ int main(int argc, char** argv) {
   auto server = cset::server::Server::create(o, &err);
   if (!server) {
     spdlog::error("{}", err.message);
-    std::fprintf(stderr, "csetd: %s\n", err.message.c_str());
+    // The log line says it already; in JSON mode stderr stays all JSON.
+    if (log_format != "json") std::fprintf(stderr, "csetd: %s\n", err.message.c_str());
     return err.exit_code == 3 ? kExitDataDir : (err.exit_code == 2 ? kExitFlags : 1);
   }
   cset::Status s = server->run();

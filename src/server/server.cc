@@ -73,8 +73,13 @@ std::unique_ptr<Server> Server::create(const ServerOptions& options, StartError*
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path dir(options.data_dir);
-  const bool existed = fs::exists(dir, ec);
-  const bool was_empty = existed && fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
+  // The path itself, not what a symlink points to: a dangling symlink (its
+  // disk not mounted) exists. Whatever cannot be checked counts as existing.
+  const fs::file_status st = fs::symlink_status(dir, ec);
+  const bool existed = st.type() != fs::file_type::not_found;
+  ec.clear();
+  const bool was_empty =
+      existed && fs::is_directory(dir, ec) && !ec && fs::is_empty(dir, ec) && !ec;
   auto impl = std::make_unique<Impl>(options);
   if (!impl->open(error)) {
     const bool ours = impl->store_opened();
@@ -136,8 +141,9 @@ std::string random_incarnation() {
 }  // namespace
 
 bool Server::Impl::open(StartError* error) {
-  bool exists = std::filesystem::exists(std::filesystem::path(opt_.data_dir) / "CURRENT") ||
-                std::filesystem::exists(std::filesystem::path(opt_.data_dir) / "db");
+  std::error_code ec;  // a path that cannot be checked: RocksDB's open says why
+  bool exists = std::filesystem::exists(std::filesystem::path(opt_.data_dir) / "CURRENT", ec) ||
+                std::filesystem::exists(std::filesystem::path(opt_.data_dir) / "db", ec);
   storage::StoreOptions so;
   so.dir = opt_.data_dir;
   so.node_id = opt_.id;

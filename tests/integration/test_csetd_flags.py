@@ -115,11 +115,29 @@ class CsetdFlagsTest(unittest.TestCase):
         finally:
             busy.close()
 
+    def test_config_file_log_values_and_a_directory_are_refused(self):
+        self.assertRefused(BASE, "log-level 'bogus'", config='log-level = "bogus"\n')
+        self.assertRefused(BASE, "log-format 'xml'", config='log-format = "xml"\n')
+        with tempfile.TemporaryDirectory(prefix="cset-config-dir-") as tmp:
+            self.assertRefused(BASE + ["--config", tmp], "is a directory")
+
+    def test_a_failed_start_keeps_a_dangling_symlink(self):
+        # /var/lib/cset/n1 -> a disk not mounted: the start fails, and the
+        # operator's symlink stays (deleting it made the next start create a
+        # new empty node on the wrong disk).
+        with tempfile.TemporaryDirectory(prefix="cset-symlink-") as tmp:
+            link = os.path.join(tmp, "n1")
+            os.symlink(os.path.join(tmp, "unmounted", "cset"), link)
+            p = subprocess.run([binary("CSETD", "csetd"), "--id", "1", "--data-dir", link] +
+                               BASE[2:], capture_output=True, timeout=20)
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assertTrue(os.path.islink(link), "the symlink was deleted")
+
     def test_json_log_lines_are_json_whatever_the_message_holds(self):
         # --log-format json: a message quoting a path with '"' and '\\' must
         # stay one valid JSON object per line (it was pasted in unescaped).
         with tempfile.TemporaryDirectory(prefix="cset-json-") as tmp:
-            data_dir = os.path.join(tmp, 'a"b\\c')
+            data_dir = os.path.join(tmp, 'a"b\\c\udcff')  # \udcff: the byte 0xff
             peer, client = free_ports(2)
             args = ["--data-dir", data_dir, "--peer-listen", f"127.0.0.1:{peer}",
                     "--client-listen", f"127.0.0.1:{client}"]
@@ -138,13 +156,14 @@ class CsetdFlagsTest(unittest.TestCase):
                                 "--initial-cluster", f"2=127.0.0.1:{peer}"] + args,
                                capture_output=True, timeout=20)
             self.assertEqual(p.returncode, 3, p.stderr)
-            lines = [l for l in p.stderr.decode().splitlines() if l.startswith("{")]
+            # Every line is JSON (no plain-text copy), and valid UTF-8.
+            lines = p.stderr.decode("utf-8").splitlines()
             self.assertTrue(lines, p.stderr)
             for line in lines:
                 record = json.loads(line)
                 self.assertEqual(record["node"], 2)
                 self.assertEqual(record["level"], "error")
-                self.assertIn(data_dir, record["msg"])
+                self.assertIn(data_dir.replace("\udcff", "\ufffd"), record["msg"])
 
     def test_help_shows_defaults(self):
         p = subprocess.run([binary("CSETD", "csetd"), "--help"], capture_output=True, timeout=20)
