@@ -11,6 +11,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdarg>
 #include <cstdio>
 #include <random>
@@ -672,6 +673,9 @@ Status RocksStore::load_raft_state() {
                    " is beyond the last log index " + std::to_string(last_));
   }
   runs_.assign(1, TermRun{offset_, offset_term});
+  // Rebuilt from what is durable (open, or a reopen after a failed write).
+  recent_.clear();
+  recent_bytes_ = 0;
   return load_term_runs();
 }
 
@@ -847,6 +851,18 @@ Result<std::vector<Entry>> RocksStore::entries(Index lo, Index hi, uint64_t max_
     }
     if (lo > hi) return Status(Code::kInvalid, "entries: lo > hi");
     if (lo == hi) return std::vector<Entry>();
+    if (!recent_.empty() && lo >= recent_.front().index) {
+      // hi <= last_ + 1 and recent_ ends at last_: all of lo..hi-1 is here.
+      std::vector<Entry> out;
+      uint64_t bytes = 0;
+      for (size_t i = lo - recent_.front().index; i < recent_.size() && out.size() < hi - lo; ++i) {
+        const Entry& e = recent_[i];
+        if (!out.empty() && bytes + e.data.size() > max_bytes) break;
+        bytes += e.data.size();
+        out.push_back(e);
+      }
+      return out;
+    }
     db_lock = std::shared_lock(db_mu_);
     if (db_ == nullptr) return closed();
     // Pinned under the lock: a consistent view of exactly this log.
@@ -961,6 +977,8 @@ Status RocksStore::resume_locked() {
                                       ": cannot recover while a snapshot view is open; retry");
   }
   close_db();
+  recent_.clear();  // load_raft_state() rebuilds the log's view from the disk
+  recent_bytes_ = 0;
   Status s = check_wal_files();
   if (s) s = open_db(/*creating=*/false, /*verify_checksums=*/false);
   if (!s) {
@@ -1077,9 +1095,42 @@ Status RocksStore::save(const std::vector<Entry>& entries,
       append_run_locked(entries[i].index, entries[i].term);
     }
     last_ = new_last;
+    remember_recent_locked(entries, skip);
   }
   if (hard_state) hard_state_ = *hard_state;
   return Status::ok();
+}
+
+void RocksStore::remember_recent_locked(const std::vector<Entry>& entries, size_t from) {
+  const Index start = entries[from].index;
+  // Written from `start` on: what the cache held from there is gone (a
+  // conflicting suffix), and a cache that does not reach start - 1 would
+  // leave a gap.
+  while (!recent_.empty() && recent_.back().index >= start) {
+    recent_bytes_ -= recent_.back().data.size();
+    recent_.pop_back();
+  }
+  if (!recent_.empty() && recent_.back().index + 1 != start) {
+    recent_.clear();
+    recent_bytes_ = 0;
+  }
+  for (size_t i = from; i < entries.size(); ++i) {
+    recent_.push_back(entries[i]);
+    recent_bytes_ += entries[i].data.size();
+  }
+  while (!recent_.empty() &&
+         (recent_.size() > kRecentEntriesMax || recent_bytes_ > kRecentBytesMax)) {
+    recent_bytes_ -= recent_.front().data.size();
+    recent_.pop_front();
+  }
+  assert(recent_.empty() || recent_.back().index == last_);
+}
+
+void RocksStore::forget_recent_through_locked(Index index) {
+  while (!recent_.empty() && recent_.front().index <= index) {
+    recent_bytes_ -= recent_.front().data.size();
+    recent_.pop_front();
+  }
 }
 
 Status RocksStore::create_snapshot(raft::Snapshot snapshot, uint64_t keep_entries) {
@@ -1132,6 +1183,7 @@ Status RocksStore::create_snapshot(raft::Snapshot snapshot, uint64_t keep_entrie
     }
     runs_ = std::move(runs);
     offset_ = new_offset;
+    forget_recent_through_locked(new_offset);
   }
   return Status::ok();
 }
@@ -1168,6 +1220,7 @@ Status RocksStore::compact(Index index) {
   }
   runs_ = std::move(runs);
   offset_ = new_offset;
+  forget_recent_through_locked(new_offset);
   return Status::ok();
 }
 
@@ -1212,6 +1265,8 @@ void RocksStore::finish_install_locked() {
   offset_ = snap.meta.index;
   last_ = snap.meta.index;
   runs_.assign(1, TermRun{snap.meta.index, snap.meta.term});
+  recent_.clear();
+  recent_bytes_ = 0;
   snapshot_meta_ = snap.meta;
   image_meta_ = snap.meta;
   snapshot_data_ = std::make_shared<const std::string>(std::move(snap.data));

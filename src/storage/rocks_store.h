@@ -41,6 +41,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -128,6 +129,10 @@ class RocksStore final : public raft::Storage {
 
   // ---- raft::Storage (reads; everything returned is durable) ----
   raft::HardState hard_state() const override;
+  /// Entries from the newest kRecentEntriesMax (at most kRecentBytesMax
+  /// bytes of data) come from memory, as save() wrote them: applying just
+  /// committed entries reads nothing back (profile of the 256-client add,
+  /// issue 8). Older ones are read from the log column family.
   /// Errors: kCompacted, kUnavailable (as raft::Storage), kInvalid (lo > hi),
   /// kCorrupt (a checksum mismatch or a gap, naming the index), kIo.
   Result<std::vector<raft::Entry>> entries(raft::Index lo, raft::Index hi,
@@ -296,6 +301,11 @@ class RocksStore final : public raft::Storage {
   Status add_install_locked(rocksdb::WriteBatch* batch);
   void finish_install_locked();
   raft::Term term_locked(raft::Index i) const;
+  /// REQUIRES: mu_ held. Keeps recent_ a copy of the log's newest entries
+  /// after `entries` (consecutive, the first at most last_ + 1) were written.
+  void remember_recent_locked(const std::vector<raft::Entry>& entries, size_t from);
+  /// REQUIRES: mu_ held. Forgets cached entries at or below `index`.
+  void forget_recent_through_locked(raft::Index index);
   void truncate_runs_locked(raft::Index from);
   void append_run_locked(raft::Index index, raft::Term term);
 
@@ -333,6 +343,13 @@ class RocksStore final : public raft::Storage {
   raft::Index offset_ = 0;     // index of the entry before the log
   raft::Index last_ = 0;       // last index (== offset_ when the log is empty)
   std::vector<TermRun> runs_;  // terms of offset_..last_, one run per term
+  // The newest entries exactly as written: empty, or a run of consecutive
+  // entries ending at last_ and starting after offset_. Bounded by
+  // kRecentEntriesMax entries and kRecentBytesMax bytes of entry data.
+  static constexpr size_t kRecentEntriesMax = 8192;
+  static constexpr uint64_t kRecentBytesMax = 8ull << 20;
+  std::deque<raft::Entry> recent_;
+  uint64_t recent_bytes_ = 0;
   std::optional<PendingInstall> pending_install_;
 
   std::atomic<bool> write_failed_{false};

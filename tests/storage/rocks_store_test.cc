@@ -467,6 +467,104 @@ TEST_F(RocksStoreTest, LongRunWithReopensMatchesAModel) {
   }
 }
 
+TEST_F(RocksStoreTest, EntriesFromMemoryAndFromTheLogAgreeWithAModel) {
+  // entries() serves the newest entries from memory (at most 8192 entries,
+  // 8 MiB of data) and older ones from the log column family. A long run of
+  // appends, conflicting suffixes (shorter and longer), compactions and
+  // reopens (which empty the memory), with ranges and max_bytes at random,
+  // must read back exactly what a plain model holds, on both paths.
+  std::map<Index, Entry> model;
+  Index floor = 0;  // entries at or below it are compacted
+  std::mt19937_64 rng(11);
+  auto data_of = [&](Index i, Term t) {
+    // Mostly small, now and then 64 KiB, so that the byte bound is reached too.
+    const size_t size = rng() % 50 == 0 ? (64u << 10) : rng() % 300;
+    std::string d = std::to_string(i) + "/" + std::to_string(t) + "/";
+    d.resize(std::max(d.size(), size), static_cast<char>('a' + i % 26));
+    return d;
+  };
+  auto expect_range = [&](Index lo, Index hi, uint64_t max_bytes, const std::string& where) {
+    auto es = s().entries(lo, hi, max_bytes);
+    ASSERT_TRUE(es.ok()) << where << ": " << es.status().to_string();
+    std::vector<Entry> want;
+    uint64_t bytes = 0;
+    for (Index i = lo; i < hi; ++i) {
+      const Entry& e = model.at(i);
+      if (!want.empty() && bytes + e.data.size() > max_bytes) break;
+      bytes += e.data.size();
+      want.push_back(e);
+    }
+    ASSERT_EQ(es->size(), want.size()) << where << " lo " << lo << " hi " << hi;
+    for (size_t k = 0; k < want.size(); ++k) {
+      ASSERT_EQ((*es)[k].index, want[k].index) << where;
+      ASSERT_EQ((*es)[k].term, want[k].term) << where << " index " << want[k].index;
+      ASSERT_EQ((*es)[k].type, want[k].type) << where << " index " << want[k].index;
+      ASSERT_EQ((*es)[k].data, want[k].data) << where << " index " << want[k].index;
+    }
+  };
+  auto check = [&](int step) {
+    const Index last = s().last_index();
+    ASSERT_EQ(last, model.empty() ? floor : model.rbegin()->first);
+    if (last == floor) return;
+    for (int q = 0; q < 6; ++q) {
+      // Half the queries near the end (memory), half anywhere (the log).
+      const Index span = last - floor;
+      const Index lo =
+          q % 2 == 0 ? last - std::min<Index>(span - 1, rng() % 64) : floor + 1 + rng() % span;
+      const Index hi = lo + 1 + rng() % std::min<Index>(last - lo + 1, 200);
+      const uint64_t max_bytes = rng() % 3 == 0 ? 1 + rng() % 4096 : kNoLimit;
+      expect_range(lo, hi, max_bytes, "step " + std::to_string(step));
+    }
+    EXPECT_EQ(s().entries(last + 1, last + 2, kNoLimit).status().code(), Code::kUnavailable);
+    if (floor > 0) {
+      EXPECT_EQ(s().entries(floor, last + 1, kNoLimit).status().code(), Code::kCompacted);
+    }
+  };
+  Term term = 1;
+  for (int step = 0; step < 1500; ++step) {
+    const Index last = s().last_index();
+    const int kind = static_cast<int>(rng() % 20);
+    if (kind == 0 && last > floor + 10) {
+      // A new term overwrites a suffix: shorter or longer than the old one.
+      ++term;
+      const Index from = last - rng() % 10;
+      const size_t n = 1 + rng() % 20;
+      std::vector<Entry> batch;
+      for (size_t k = 0; k < n; ++k)
+        batch.push_back(entry(from + k, term, data_of(from + k, term)));
+      ASSERT_TRUE(s().append(batch, false).is_ok()) << step;
+      model.erase(model.lower_bound(from), model.end());
+      for (const Entry& e : batch) model[e.index] = e;
+    } else if (kind == 1 && last > floor + 12000) {
+      const Index to = last - 9000 - rng() % 1000;  // keeps more than memory holds
+      ASSERT_TRUE(s().create_snapshot(snapshot_at(to, model.at(to).term), 0).is_ok()) << step;
+      ASSERT_TRUE(s().compact(to + 1).is_ok()) << step;
+      model.erase(model.begin(), model.upper_bound(to));
+      floor = to;
+    } else if (kind == 2 && step % 10 == 0) {
+      reopen();
+    } else {
+      const size_t n = 1 + rng() % 32;
+      std::vector<Entry> batch;
+      for (size_t k = 0; k < n; ++k) {
+        batch.push_back(entry(last + 1 + k, term, data_of(last + 1 + k, term)));
+        if (rng() % 7 == 0) batch.back().type = raft::EntryType::kNoop;
+      }
+      ASSERT_TRUE(s().save(batch, HardState{term, 1, floor}, false).is_ok()) << step;
+      for (const Entry& e : batch) model[e.index] = e;
+    }
+    check(step);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  ASSERT_GT(s().last_index() - floor, 8192u) << "the run must outgrow the in-memory entries";
+  // Everything again from the log alone.
+  const Index last = s().last_index();
+  std::vector<Entry> before = *s().entries(floor + 1, last + 1, kNoLimit);
+  reopen();
+  expect_range(floor + 1, last + 1, kNoLimit, "after the final reopen");
+  ASSERT_EQ(before.size(), last - floor);
+}
+
 TEST_F(RocksStoreTest, ManyTermsAreFoundAgainAfterReopen) {
   // One run per term change: the term index is rebuilt by bisection.
   std::vector<Term> terms;
