@@ -1,6 +1,7 @@
 // INFO, CSET.STATUS / CSET.NODES, membership commands, and the admin HTTP
 // server (/health, /metrics, /status) served by cpp-httplib on its own thread
 // from a snapshot the loop publishes.
+#include <dlfcn.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -76,6 +77,22 @@ std::string Server::Impl::raft_section() {
   return s;
 }
 
+// The allocator this process runs with, named as Redis's INFO names it:
+// "jemalloc-<version>" when jemalloc's mallctl is linked in (CMake option
+// CSET_JEMALLOC) or preloaded, else "libc".
+static std::string allocator_name() {
+  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+  auto* mallctl = reinterpret_cast<Mallctl>(::dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl == nullptr) return "libc";
+  const char* version = nullptr;
+  size_t size = sizeof(version);
+  if (mallctl("version", &version, &size, nullptr, 0) != 0 || version == nullptr) {
+    return "jemalloc";
+  }
+  std::string v(version);
+  return "jemalloc-" + v.substr(0, v.find('-'));  // "5.3.0-0-g54eaed1..." -> 5.3.0
+}
+
 // INFO's "# Memory": the process's RSS and what RocksDB holds by design
 // (bounded by its write buffers and --block-cache-mb), so growth beyond those
 // bounds can be told from a leak.
@@ -91,6 +108,8 @@ std::string Server::Impl::memory_section() {
   storage::RocksStore::MemoryUsage m = store_->memory_usage();
   std::string out;
   out += "used_memory_rss:" + std::to_string(rss_bytes) + "\r\n";
+  static const std::string allocator = allocator_name();
+  out += "mem_allocator:" + allocator + "\r\n";
   out += "rocksdb_memtable_bytes:" + std::to_string(m.memtable_bytes) + "\r\n";
   out += "rocksdb_block_cache_bytes:" + std::to_string(m.block_cache_bytes) + "\r\n";
   out += "rocksdb_table_readers_bytes:" + std::to_string(m.table_readers_bytes) + "\r\n";

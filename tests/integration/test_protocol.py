@@ -5,6 +5,7 @@ the fault-driven NOQUORUM/TIMEOUT, see test_faults.py), against a real
 Requests go to every node in turn: any node accepts every command.
 """
 
+import os
 import unittest
 
 import redis
@@ -252,6 +253,12 @@ class ProtocolTest(ClusterTestCase):
             self.assertIn("redis_mode:standalone", server)
             memory = node.info("memory")
             self.assertGreater(int(memory["used_memory_rss"]), 1 << 20, memory)
+            # The allocator the build links (CMake's CSET_JEMALLOC), named as Redis does.
+            expected = os.environ.get("CSET_EXPECT_ALLOCATOR", "libc")
+            if expected == "jemalloc":
+                self.assertRegex(memory["mem_allocator"], r"^jemalloc-\d+\.\d+\.\d+$", memory)
+            else:
+                self.assertEqual(memory["mem_allocator"], expected, memory)
             for field in ("rocksdb_memtable_bytes", "rocksdb_block_cache_bytes",
                           "rocksdb_table_readers_bytes"):
                 self.assertGreaterEqual(int(memory[field]), 0, memory)
