@@ -93,8 +93,12 @@ int print_session_failure(const client::Error& error, std::string_view what) {
     return print_failure(error);
   }
   std::string_view word = code == Code::kUnavailable ? "UNREACHABLE" : "NOQUORUM";
-  std::cerr << "cset: " << word << " could not open a client session (" << error.message()
-            << "); the " << what << " was not sent: nothing changed\n";
+  // The session request's own error may say "outcome unknown": that is about
+  // the session, which changes no member; say so apart from the verdict.
+  std::cerr << "cset: " << word << " the " << what
+            << " was not sent, nothing changed: a client session could not be opened first "
+               "(the session request: "
+            << error.message() << ")\n";
   return kExitUnavailable;
 }
 

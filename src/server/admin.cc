@@ -498,8 +498,19 @@ void Server::Impl::publish_status() {
   check_admin();
   StatusSnapshot s;
   s.info_raft = raft_section();
-  s.healthy = raft_->leader_id() != raft::kNoNode && !storage_failed_ && !removed_ &&
-              sm_->applied_index() >= raft_->commit_index();
+  // /health's verdict and, when unhealthy, the first reason that applies.
+  s.unhealthy_reason.clear();
+  if (removed_) {
+    s.unhealthy_reason = "removed from the cluster";
+  } else if (storage_failed_) {
+    s.unhealthy_reason = "cannot write to its disk (disk full or I/O error)";
+  } else if (raft_->leader_id() == raft::kNoNode) {
+    s.unhealthy_reason = "no leader known (an election is running, or no quorum is reachable)";
+  } else if (sm_->applied_index() < raft_->commit_index()) {
+    s.unhealthy_reason = "catching up: applied index " + std::to_string(sm_->applied_index()) +
+                         " of commit index " + std::to_string(raft_->commit_index());
+  }
+  s.healthy = s.unhealthy_reason.empty();
   const raft::Configuration& c = raft_->configuration();
   std::string j = "{";
   j += "\"node_id\":" + std::to_string(opt_.id);
@@ -594,7 +605,8 @@ bool Server::Impl::start_admin(StartError* error) {
     }
     std::lock_guard<std::mutex> lock(status_mu_);
     res.status = status_.healthy ? 200 : 503;
-    res.set_content(status_.healthy ? "ok\n" : "unhealthy\n", "text/plain");
+    res.set_content(status_.healthy ? "ok\n" : "unhealthy: " + status_.unhealthy_reason + "\n",
+                    "text/plain");
   });
 #ifdef CSET_TEST_HOOKS
   // TEST BUILDS ONLY: POST /test/stall?ms=N blocks the loop thread for N ms

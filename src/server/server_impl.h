@@ -85,10 +85,11 @@ struct Metrics {
 
 /// A copy of the node's state for the admin thread (published by the loop).
 struct StatusSnapshot {
-  std::string info_raft;    // INFO's "# Raft" section body
-  std::string status_json;  // /status
-  std::string metrics;      // /metrics
-  bool healthy = false;     // has a leader and is caught up
+  std::string info_raft;                      // INFO's "# Raft" section body
+  std::string status_json;                    // /status
+  std::string metrics;                        // /metrics
+  bool healthy = false;                       // has a leader and is caught up
+  std::string unhealthy_reason = "starting";  // /health's body when not healthy
 };
 
 using WriteCallback = std::function<void(const Status&, const set::ApplyResult&)>;
