@@ -272,6 +272,9 @@ int main(int argc, char** argv) {
         }
       };
       num("id", &o.id);
+      if (t.contains("id") && app.count("--id") == 0 && o.id == 0) {
+        throw std::runtime_error("id must be 1..2^63-1 (got 0)");  // as --id 0 is refused
+      }
       str("data-dir", &o.data_dir);
       str("peer-listen", &o.peer_listen);
       str("client-listen", &o.client_listen);

@@ -68,6 +68,9 @@ class CsetdFlagsTest(unittest.TestCase):
     def test_config_file_values_are_checked_too(self):
         self.assertRefused(BASE, "--write-timeout", config="write-timeout = 0\n")
         self.assertRefused(BASE, "must not be negative", config="max-member-bytes = -1\n")
+        # id = 0 in the file is out of range, as --id 0 is (it used to say "--id is required").
+        no_id = [a for i, a in enumerate(BASE) if a != "--id" and (i == 0 or BASE[i - 1] != "--id")]
+        self.assertRefused(no_id, "id must be 1..2^63-1 (got 0)", config="id = 0\n")
 
     def test_config_file_unknown_keys_and_wrong_types_are_refused(self):
         # A typo in a key used to be ignored silently, the default kept.
