@@ -92,7 +92,10 @@ int print_session_failure(const client::Error& error, std::string_view what) {
   if (code == Code::kNoAuth || code == Code::kWrongPass || code == Code::kErr) {
     return print_failure(error);
   }
-  std::string_view word = code == Code::kUnavailable ? "UNREACHABLE" : "NOQUORUM";
+  // A node's verdict keeps its word (REMOVED, NOSPACE, BUSY, ...); a session
+  // request that timed out did not change whether the write was sent: it was
+  // not, which is NOQUORUM's meaning.
+  std::string_view word = code == Code::kTimeout ? std::string_view("NOQUORUM") : error.word();
   // The session request's own error may say "outcome unknown": that is about
   // the session, which changes no member; say so apart from the verdict.
   std::cerr << "cset: " << word << " the " << what

@@ -18,6 +18,7 @@ every remaining node. Timing as harness.py: E = 2 s, write timeout 2 s.
 
 import os
 import shutil
+import subprocess
 import threading
 import time
 
@@ -201,6 +202,14 @@ class MembershipTestCase(ClusterTestCase):
             return isinstance(reply, RespError) and reply.word == "REMOVED"
 
         until(refuses, 3 * E, what=f"removed node {removed.id} to answer writes with REMOVED")
+        # cset keeps the node's word when its client session cannot be opened.
+        cset = os.environ.get("CSET")
+        if not cset:
+            self.fail("CSET is not set: the cset target was not built")
+        out = subprocess.run([cset, "-e", f"127.0.0.1:{removed.client_port}", "add",
+                              "removed-probe", "cli"], capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 3, out.stderr)
+        self.assertTrue(out.stderr.startswith(b"cset: REMOVED the add was not sent"), out.stderr)
         self.assertNotEqual(removed.info().get("role"), "leader")
         for n in remaining:
             until(lambda n=n: removed.id not in nodes_view(n), 3 * E,
