@@ -882,6 +882,14 @@ void Server::Impl::on_tick() {
     }
   }
   for (uint64_t id : expired_reads) {
+    auto it = reads_.find(id);
+    if (it != reads_.end() && it->second.read_index != 0 && storage_failed_) {
+      // A quorum confirmed the read; this node cannot apply up to it.
+      finish_read(id, Status(Code::kNoSpace,
+                             "this node cannot apply what the read must see (disk full or I/O "
+                             "error): read from another node"));
+      continue;
+    }
     finish_read(id, Status(Code::kNoQuorum,
                            "no quorum within the write timeout: the read could not be confirmed"));
   }

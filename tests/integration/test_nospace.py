@@ -179,6 +179,12 @@ class NoSpaceTest(ClusterTestCase):
         t0 = time.monotonic()
         self.assertRefusedNoSpace(full)
         self.assertLess(time.monotonic() - t0, WRITE_TIMEOUT_MS / 1000.0 + 2.0)
+        # A read there is confirmed by the quorum but cannot be applied: NOSPACE
+        # (it said NOQUORUM while the quorum was fine).
+        with full.raw(timeout=WRITE_TIMEOUT_MS / 1000.0 + 5.0) as c:
+            reply = c.command("SISMEMBER", "s", "m1")
+        self.assertIsInstance(reply, RespError, f"read through the full node {full.id}")
+        self.assertEqual(reply.word, "NOSPACE", f"read through the full node {full.id}: {reply}")
         self.assertAllUp()
         self.assertEqual(self.cluster.wait_for_leader().id, self.leader.id)
         self.recover([full], [ballast])
