@@ -61,6 +61,10 @@ struct Progress {
   ProgressState state = ProgressState::kProbe;
   bool probe_sent = false;     // kProbe: an append is outstanding
   bool recent_active = false;  // heard from since the last check-quorum round
+  // Heard from during the last completed check-quorum round: with
+  // recent_active, "reachable" for a configuration change proposed just
+  // after a round reset recent_active, before the next replies came.
+  bool active_last_round = false;
   // kSnapshot: the snapshot being sent and how far the follower confirmed.
   Index pending_snapshot = 0;
   uint64_t snapshot_offset = 0;

@@ -378,6 +378,7 @@ bool Raft::quorum_active() {
   for (auto& [id, pr] : progress_) {
     if (id == id_) continue;
     if (pr.recent_active) active.push_back(id);
+    pr.active_last_round = pr.recent_active;
     pr.recent_active = false;
   }
 #ifdef CSET_TEST_HOOKS
@@ -1075,10 +1076,12 @@ Result<Index> Raft::propose_conf_change(const std::vector<ConfChange>& changes) 
   }
   auto next = next_config(changes);
   if (!next.ok()) return next.status();
-  // Refuse a change that would leave no quorum among the nodes we hear from.
+  // Refuse a change that would leave no quorum among the nodes we hear from:
+  // heard from in this check-quorum round or the last one (right after a
+  // round, recent_active is false for every peer until its next reply).
   std::vector<NodeId> active{id_};
   for (const auto& [id, pr] : progress_) {
-    if (id != id_ && pr.recent_active) active.push_back(id);
+    if (id != id_ && (pr.recent_active || pr.active_last_round)) active.push_back(id);
   }
   for (const auto& ch : changes) {
     if (ch.type == ConfChange::Type::kAddVoter) active.push_back(ch.id);  // catching up

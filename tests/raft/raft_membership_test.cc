@@ -449,6 +449,23 @@ TEST(RaftMembership, LearnerCatchesUpFromASnapshot) {
   EXPECT_EQ(c.raft(4).configuration(), c.raft(1).configuration());
 }
 
+TEST(RaftMembership, ChangeRightAfterACheckQuorumRoundIsAccepted) {
+  // A check-quorum round clears every peer's recent_active; a change proposed
+  // before the next replies arrive must still count the peers heard from in
+  // the round that just ended (a fresh user got NOQUORUM for 5 of 59 adds on
+  // a healthy cluster).
+  Cluster c({1, 2, 3});
+  ASSERT_TRUE(c.campaign(1));
+  c.stabilize();
+  c.tick(1, 10);  // one whole round, its heartbeats not delivered yet
+  ASSERT_EQ(c.raft(1).role(), Role::kLeader);
+  c.add_node(4);
+  auto r = c.raft(1).propose_conf_change({{Type::kAddLearner, 4, "node4"}});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  c.stabilize();
+  EXPECT_EQ(c.raft(4).role(), Role::kLearner);
+}
+
 TEST(RaftMembership, ChangeThatLeavesNoReachableQuorumIsRefused) {
   // Node 3 is down; removing 2 would leave C_new = {1, 3}, of which only 1 is
   // reachable.
