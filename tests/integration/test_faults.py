@@ -9,7 +9,6 @@ while it catches up, but a read it answers must hold every write
 acknowledged before it was sent.
 """
 
-import os
 import signal
 import subprocess
 import threading
@@ -20,7 +19,8 @@ import urllib.request
 
 import redis
 
-from harness import (E, UNAVAILABLE_WORDS, ClusterTestCase, RespError, first_read, until)
+from harness import (E, UNAVAILABLE_WORDS, ClusterTestCase, RespError, binary, first_read,
+                     until)
 
 SLACK = 1.5  # seconds allowed beyond the write timeout for a refusal to arrive
 
@@ -156,9 +156,7 @@ class FaultTest(ClusterTestCase):
         until(lambda: http_status(survivor, "/health") == 200, 10, what="/health back to 200")
 
     def _cset_refuses(self, survivor):
-        cset = os.environ.get("CSET")
-        if not cset:
-            self.fail("CSET is not set: the cset target was not built")
+        cset = binary("CSET", "the cset CLI")
         out = subprocess.run([cset, "-e", f"127.0.0.1:{survivor.client_port}", "add", "f:major",
                               "refused-cli"], capture_output=True, timeout=30)
         self.assertEqual(out.returncode, 3, out.stderr)

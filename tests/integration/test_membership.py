@@ -24,7 +24,7 @@ import time
 
 import redis
 
-from harness import (E, WRITE_TIMEOUT_MS, ClusterTestCase, Map, Node, RespError, first_read,
+from harness import (E, WRITE_TIMEOUT_MS, ClusterTestCase, Map, Node, RespError, binary, first_read,
                      free_ports, until)
 
 ADMIN_TIMEOUT = WRITE_TIMEOUT_MS / 1000.0 + 5  # seconds a membership command may take to answer
@@ -203,9 +203,7 @@ class MembershipTestCase(ClusterTestCase):
 
         until(refuses, 3 * E, what=f"removed node {removed.id} to answer writes with REMOVED")
         # cset keeps the node's word when its client session cannot be opened.
-        cset = os.environ.get("CSET")
-        if not cset:
-            self.fail("CSET is not set: the cset target was not built")
+        cset = binary("CSET", "the cset CLI")
         out = subprocess.run([cset, "-e", f"127.0.0.1:{removed.client_port}", "add",
                               "removed-probe", "cli"], capture_output=True, timeout=30)
         self.assertEqual(out.returncode, 3, out.stderr)
