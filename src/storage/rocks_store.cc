@@ -674,8 +674,7 @@ Status RocksStore::load_raft_state() {
   }
   runs_.assign(1, TermRun{offset_, offset_term});
   // Rebuilt from what is durable (open, or a reopen after a failed write).
-  recent_.clear();
-  recent_bytes_ = 0;
+  clear_recent_locked();
   return load_term_runs();
 }
 
@@ -977,8 +976,7 @@ Status RocksStore::resume_locked() {
                                       ": cannot recover while a snapshot view is open; retry");
   }
   close_db();
-  recent_.clear();  // load_raft_state() rebuilds the log's view from the disk
-  recent_bytes_ = 0;
+  clear_recent_locked();  // load_raft_state() rebuilds the log's view from the disk
   Status s = check_wal_files();
   if (s) s = open_db(/*creating=*/false, /*verify_checksums=*/false);
   if (!s) {
@@ -1111,8 +1109,7 @@ void RocksStore::remember_recent_locked(const std::vector<Entry>& entries, size_
     recent_.pop_back();
   }
   if (!recent_.empty() && recent_.back().index + 1 != start) {
-    recent_.clear();
-    recent_bytes_ = 0;
+    clear_recent_locked();
   }
   for (size_t i = from; i < entries.size(); ++i) {
     recent_.push_back(entries[i]);
@@ -1124,6 +1121,11 @@ void RocksStore::remember_recent_locked(const std::vector<Entry>& entries, size_
     recent_.pop_front();
   }
   assert(recent_.empty() || recent_.back().index == last_);
+}
+
+void RocksStore::clear_recent_locked() {
+  recent_.clear();
+  recent_bytes_ = 0;
 }
 
 void RocksStore::forget_recent_through_locked(Index index) {
@@ -1265,8 +1267,7 @@ void RocksStore::finish_install_locked() {
   offset_ = snap.meta.index;
   last_ = snap.meta.index;
   runs_.assign(1, TermRun{snap.meta.index, snap.meta.term});
-  recent_.clear();
-  recent_bytes_ = 0;
+  clear_recent_locked();
   snapshot_meta_ = snap.meta;
   image_meta_ = snap.meta;
   snapshot_data_ = std::make_shared<const std::string>(std::move(snap.data));

@@ -304,7 +304,8 @@ class RocksStore final : public raft::Storage {
   /// REQUIRES: mu_ held. Keeps recent_ a copy of the log's newest entries
   /// after `entries` (consecutive, the first at most last_ + 1) were written.
   void remember_recent_locked(const std::vector<raft::Entry>& entries, size_t from);
-  /// REQUIRES: mu_ held. Forgets cached entries at or below `index`.
+  /// REQUIRES: mu_ held. Forgets cached entries at or below `index`; clear: all of them.
+  void clear_recent_locked();
   void forget_recent_through_locked(raft::Index index);
   void truncate_runs_locked(raft::Index from);
   void append_run_locked(raft::Index index, raft::Term term);
