@@ -141,6 +141,8 @@ const char* frame_kind(const PeerFrame& frame) {
       return "forward_request";
     case PeerFrame::kForwardReply:
       return "forward_reply";
+    case PeerFrame::kForwardAccepted:
+      return "forward_accepted";
     case PeerFrame::BODY_NOT_SET:
       break;
   }

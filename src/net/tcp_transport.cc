@@ -536,6 +536,7 @@ void TcpTransport::Impl::on_inbound_data(const ConnPtr& conn, PeerFrame&& frame)
       break;
     case PeerFrame::kForwardRequest:
     case PeerFrame::kForwardReply:
+    case PeerFrame::kForwardAccepted:
       break;
     case PeerFrame::kHandshakeReply:
       if (!frame.handshake_reply().accepted()) {

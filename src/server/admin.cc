@@ -552,6 +552,11 @@ void Server::Impl::publish_status() {
   cnt("cset_proposals_total", "entries proposed by this node as leader", metrics_.proposals);
   cnt("cset_proposal_batches_total", "proposal batches", metrics_.proposal_batches);
   cnt("cset_writes_total", "client writes received", metrics_.writes);
+  cnt("cset_forwarded_writes_total", "writes this node forwarded to the leader",
+      metrics_.forwarded_writes);
+  cnt("cset_forward_accepted_total",
+      "forwarded writes the leader put in its log; answered from this node's own apply",
+      metrics_.forwards_accepted);
   cnt("cset_reads_total", "client reads received", metrics_.reads);
   cnt("cset_snapshots_taken_total", "snapshots taken (log compactions)", metrics_.snapshots_taken);
   cnt("cset_snapshot_images_built_total", "snapshot images encoded to send to followers",

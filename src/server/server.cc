@@ -946,9 +946,11 @@ void Server::Impl::start_write(uint64_t id) {
   req->set_command(w.command);
   uint64_t now = now_ms();
   req->set_timeout_ms(w.deadline_ms > now ? w.deadline_ms - now : 0);
+  req->set_answer_on_apply(true);
   // The point of no return: from here a timeout means "unknown".
   w.forwarded = true;
   w.forwarded_to = leader;
+  metrics_.forwarded_writes++;
   transport_->send(leader, std::move(f));
 }
 
@@ -1000,14 +1002,26 @@ void Server::Impl::flush_proposals() {
   raft::Term term = raft_->term();
   metrics_.proposals += batch_ids.size();
   metrics_.proposal_batches++;
+  // Origins that answer from their own apply learn where their writes went,
+  // one frame per origin, sent before this batch's appends (same connection).
+  std::map<NodeId, net::PeerFrame> accepted;
   for (size_t i = 0; i < batch_ids.size(); ++i) {
     uint64_t id = batch_ids[i];
     if (auto it = writes_.find(id); it != writes_.end()) {
       it->second.proposed = true;
       it->second.queued = false;
+    } else if (auto rit = remote_writes_.find(id);
+               rit != remote_writes_.end() && rit->second.answer_on_apply) {
+      auto* a = accepted[rit->second.origin].mutable_forward_accepted();
+      a->set_term(term);
+      a->add_request_id(rit->second.origin_request_id);
+      a->add_index(first + i);
+      remote_writes_.erase(rit);
+      continue;
     }
-    proposals_[first + i] = Proposal{term, id};
+    proposals_.emplace(first + i, Proposal{term, id});
   }
+  for (auto& [origin, f] : accepted) transport_->send(origin, std::move(f));
 }
 
 void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
@@ -1028,18 +1042,22 @@ void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
   bool config_changed = false;
   for (const auto& r : *results) {
     if (r.type == raft::EntryType::kConfig) config_changed = true;
-    auto it = proposals_.find(r.index);
-    if (it == proposals_.end()) continue;
-    Proposal p = it->second;
-    proposals_.erase(it);
+    auto [lo, hi] = proposals_.equal_range(r.index);
+    if (lo == hi) continue;
+    std::vector<Proposal> waiting;
+    for (auto it = lo; it != hi; ++it) waiting.push_back(it->second);
+    proposals_.erase(lo, hi);
     // Applied entries are contiguous: the result's entry is found by index.
-    raft::Term applied_term = entries[r.index - entries.front().index].term;
-    if (applied_term != p.term) {
-      complete_proposal(p.request_id,
-                        Status(Code::kTimeout,
-                               "leadership changed before the write committed; it was not applied"),
-                        {});
-    } else {
+    const raft::Term applied_term = entries[r.index - entries.front().index].term;
+    for (const Proposal& p : waiting) {
+      if (applied_term != p.term) {
+        complete_proposal(
+            p.request_id,
+            Status(Code::kTimeout,
+                   "leadership changed before the write committed; it was not applied"),
+            {});
+        continue;
+      }
       // Refusals by the state machine (nothing changed) answer as errors;
       // EXISTS and TOOBIG are results the connection turns into replies.
       const Code code = r.status.code();
@@ -1048,13 +1066,15 @@ void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
       complete_proposal(p.request_id, refused ? r.status : Status::ok(), r);
     }
   }
-  // Proposals below the applied index that were not applied here were
-  // overwritten (their index holds another entry): never applied.
+  // Proposals at or below the applied index that no result above matched
+  // were overwritten by another leader, or their entry came inside an
+  // installed snapshot: which one is not known here.
   for (auto it = proposals_.begin(); it != proposals_.end() && it->first <= sm_->applied_index();) {
-    complete_proposal(
-        it->second.request_id,
-        Status(Code::kTimeout, "leadership changed before the write committed; it was not applied"),
-        {});
+    complete_proposal(it->second.request_id,
+                      Status(Code::kTimeout,
+                             "leadership changed or a snapshot was installed before the write's "
+                             "entry was applied here: the outcome is unknown"),
+                      {});
     it = proposals_.erase(it);
   }
   if (config_changed) on_config_applied();
@@ -1078,6 +1098,33 @@ void Server::Impl::complete_proposal(uint64_t id, const Status& s, const set::Ap
   rep->set_count(r.count);
   rep->set_index(r.index);
   transport_->send(rw.origin, std::move(f));
+}
+
+// The leader put writes this node forwarded into its log: they are answered
+// from this node's own apply (see apply()), as the leader would have.
+void Server::Impl::on_forward_accepted(NodeId from, const net::ForwardAccepted& accepted) {
+  const int n = std::min(accepted.request_id_size(), accepted.index_size());
+  for (int i = 0; i < n; ++i) {
+    const uint64_t id = accepted.request_id(i);
+    const Index index = accepted.index(i);
+    auto it = writes_.find(id);
+    if (it == writes_.end() || it->second.forwarded_to != from) continue;
+    if (index <= sm_->applied_index()) {
+      // Cannot happen while the transport keeps order (the appends carrying
+      // the entry come after this frame); if it did, the result is gone.
+      finish_write(id,
+                   Status(Code::kTimeout,
+                          "the write was sent to the leader but its result was not seen here: "
+                          "the outcome is unknown"),
+                   {});
+      continue;
+    }
+    // Another proposal may wait at the same index under another term (two
+    // leaders wrote there); either may still commit, so both wait for the
+    // apply of that index, which answers the one whose term it carries.
+    proposals_.emplace(index, Proposal{accepted.term(), id});
+    metrics_.forwards_accepted++;
+  }
 }
 
 void Server::Impl::finish_write(uint64_t id, const Status& s, const set::ApplyResult& r) {
@@ -1139,13 +1186,15 @@ void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
     }
     if (req.kind() != net::FORWARD_WRITE) return;
     uint64_t id = next_request_id_++;
-    remote_writes_[id] = RemoteWrite{from, req.request_id(), req.command()};
+    remote_writes_[id] = RemoteWrite{from, req.request_id(), req.command(), req.answer_on_apply()};
     if (raft_->role() != raft::Role::kLeader || raft_->leaving() ||
         raft_->transfer_target() != raft::kNoNode || storage_failed_) {
       refuse_remote(id, Status(Code::kNotLeader, "not the leader"));
     } else {
       proposal_queue_.push_back(id);
     }
+  } else if (f.has_forward_accepted()) {
+    on_forward_accepted(from, f.forward_accepted());
   } else if (f.has_forward_reply()) {
     const auto& rep = f.forward_reply();
     if (auto a = admin_forwards_.find(rep.request_id());

@@ -57,6 +57,8 @@ struct Metrics {
   uint64_t reads = 0;
   uint64_t proposals = 0;
   uint64_t proposal_batches = 0;
+  uint64_t forwarded_writes = 0;   // ForwardRequests for writes this node sent
+  uint64_t forwards_accepted = 0;  // of those, answered from this node's apply
   uint64_t snapshots_taken = 0;
   uint64_t snapshot_images_built = 0;  // images encoded for followers
   uint64_t snapshots_installed = 0;
@@ -162,7 +164,13 @@ class Server::Impl {
     raft::NodeId origin;
     uint64_t origin_request_id;
     std::string command;
+    bool answer_on_apply = false;  // ForwardRequest.answer_on_apply
   };
+  // A log entry this node waits to apply to answer a write: its own
+  // proposal as leader, or, on the node a write was forwarded from, where
+  // the leader put it (ForwardAccepted). Answered when that index is
+  // applied: with the result if the entry there has this term, else "not
+  // applied" (another leader's entry holds the index).
   struct Proposal {
     raft::Term term;
     uint64_t request_id;
@@ -227,6 +235,7 @@ class Server::Impl {
   void flush_proposals();
   void apply(const std::vector<raft::Entry>& entries);
   void complete_proposal(uint64_t id, const Status& s, const set::ApplyResult& r);
+  void on_forward_accepted(raft::NodeId from, const net::ForwardAccepted& accepted);
   void finish_write(uint64_t id, const Status& s, const set::ApplyResult& r);
   void on_forward_dropped(uint64_t id);
   void refuse_remote(uint64_t id, const Status& why);
@@ -294,7 +303,9 @@ class Server::Impl {
   std::map<uint64_t, PendingWrite> writes_;
   std::map<uint64_t, RemoteWrite> remote_writes_;
   std::vector<uint64_t> proposal_queue_;
-  std::map<raft::Index, Proposal> proposals_;
+  // Several proposals may wait at one index, each under its own term: two
+  // leaders wrote there, and either entry may be the one that commits.
+  std::multimap<raft::Index, Proposal> proposals_;
   std::map<uint64_t, PendingRead> reads_;
   std::map<std::string, uint64_t> read_contexts_;
   std::vector<PendingAdmin> admin_waiting_;

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import redis
 
@@ -690,3 +691,14 @@ def first_read(node, key, timeout=10 * E):
             time.sleep(0.05)
     raise AssertionError(f"no successful SMEMBERS {key} on node {node.id} within {timeout} s "
                          f"(last error: {last!r})")
+
+
+def metric(node, name):
+    """A counter or gauge from node's /metrics (admin listener), as a float;
+    None when the node does not export it."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics",
+                                timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None

@@ -21,7 +21,7 @@ import time
 import unittest
 
 from harness import (E, WRITE_TIMEOUT_MS, ClusterTestCase, RespError, Status, encode,
-                     first_read, until)
+                     first_read, metric, until)
 
 WRITE_TIMEOUT = WRITE_TIMEOUT_MS / 1000.0
 MARGIN = 3.0  # seconds beyond the write timeout a reply may take (loaded 2-core machine, ASan)
@@ -423,6 +423,37 @@ class C03ForwardedWriteTest(ClusterTestCase):
                   what=f"SCARD c03:many = {want} on node {n.id}")
         time.sleep(0.5)
         self.assertQuiet(cluster, 3.0, "after the pipelined load")
+
+    def test_C03_forwarded_write_answered_from_the_followers_own_apply(self):
+        """The follower a write came through answers it when it has applied the
+        entry itself (ForwardAccepted, docs/architecture.md), with the result the
+        leader would have given: counts, a duplicate as 0, CSET.ADD's EXISTS."""
+        cluster = self.new_cluster(3)
+        leader = cluster.wait_for_leader()
+        f = cluster.followers(leader)[0]
+        sent0 = metric(f, "cset_forwarded_writes_total")
+        accepted0 = metric(f, "cset_forward_accepted_total")
+        self.assertIsNotNone(sent0, "follower /metrics lacks cset_forwarded_writes_total")
+        self.assertIsNotNone(accepted0, "follower /metrics lacks cset_forward_accepted_total")
+        writes = [(("SADD", "c03:apply", "a", "b"), 2), (("SADD", "c03:apply", "a"), 0),
+                  (("SREM", "c03:apply", "b", "x"), 1), (("CSET.ADD", "c03:apply", "c"), "OK")]
+        for args, want in writes:
+            before = int(leader.info()["last_log_index"])
+            self.assertEqual(raw_command(f, *args), want, f"{args} via follower {f.id}")
+            applied = int(f.info()["applied_index"])
+            self.assertGreater(applied, before,
+                               f"{args}: follower {f.id} answered before applying the entry "
+                               f"(applied {applied}, leader's last index before {before})")
+        dup = raw_command(f, "CSET.ADD", "c03:apply", "c")
+        self.assertIsInstance(dup, RespError)
+        self.assertTrue(str(dup).startswith("EXISTS"), f"CSET.ADD of a present member: {dup!r}")
+        n = len(writes) + 1
+        # /metrics is republished at most every 100 ms.
+        until(lambda: metric(f, "cset_forwarded_writes_total") - sent0 == n, 3 * E,
+              what=f"cset_forwarded_writes_total on follower {f.id} rose by {n}")
+        self.assertEqual(metric(f, "cset_forward_accepted_total") - accepted0, n,
+                         "every forwarded write should be answered from the follower's apply")
+        self.assertEqual(first_read(leader, "c03:apply"), {b"a", b"c"})
 
 
 # ---- C04 --------------------------------------------------------------------------

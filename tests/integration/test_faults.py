@@ -20,7 +20,7 @@ import urllib.request
 import redis
 
 from harness import (E, UNAVAILABLE_WORDS, ClusterTestCase, RespError, binary, first_read,
-                     until)
+                     metric, until)
 
 SLACK = 1.5  # seconds allowed beyond the write timeout for a refusal to arrive
 
@@ -67,15 +67,6 @@ def health(node):
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-def metric(node, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics",
-                                timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return None
 
 
 class FaultTest(ClusterTestCase):
