@@ -220,6 +220,11 @@ bool Server::Impl::open(StartError* error) {
       std::max<uint64_t>(2, opt_.election_timeout_ms / std::max<uint64_t>(1, opt_.heartbeat_ms)));
   std::random_device rd;
   ro.random_seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  // Request ids start at a random point (below 2^62, so they never wrap):
+  // a peer's late ForwardAccepted or ForwardReply for a request of this
+  // node's previous run then cannot match a new request (they are matched
+  // by id and sender only).
+  next_request_id_ = (((static_cast<uint64_t>(rd()) << 32) ^ rd()) >> 3) + 1;
   auto r = raft::Raft::create(ro);
   if (!r.ok()) {
     *error = {3, "data directory " + opt_.data_dir + ": raft state: " + r.status().to_string()};
@@ -1067,13 +1072,13 @@ void Server::Impl::apply(const std::vector<raft::Entry>& entries) {
     }
   }
   // Proposals at or below the applied index that no result above matched
-  // were overwritten by another leader, or their entry came inside an
-  // installed snapshot: which one is not known here.
+  // (every entry has one) came inside an installed snapshot: this node never
+  // applied their entry by itself, so their result is not known here.
   for (auto it = proposals_.begin(); it != proposals_.end() && it->first <= sm_->applied_index();) {
     complete_proposal(it->second.request_id,
                       Status(Code::kTimeout,
-                             "leadership changed or a snapshot was installed before the write's "
-                             "entry was applied here: the outcome is unknown"),
+                             "this node caught up by a snapshot that covers the write's entry, so "
+                             "its result is not known here: the outcome is unknown"),
                       {});
     it = proposals_.erase(it);
   }
