@@ -143,6 +143,8 @@ const char* frame_kind(const PeerFrame& frame) {
       return "forward_reply";
     case PeerFrame::kForwardAccepted:
       return "forward_accepted";
+    case PeerFrame::kForwardBatch:
+      return "forward_batch";
     case PeerFrame::BODY_NOT_SET:
       break;
   }

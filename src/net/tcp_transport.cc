@@ -537,6 +537,7 @@ void TcpTransport::Impl::on_inbound_data(const ConnPtr& conn, PeerFrame&& frame)
     case PeerFrame::kForwardRequest:
     case PeerFrame::kForwardReply:
     case PeerFrame::kForwardAccepted:
+    case PeerFrame::kForwardBatch:
       break;
     case PeerFrame::kHandshakeReply:
       if (!frame.handshake_reply().accepted()) {

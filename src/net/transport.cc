@@ -57,6 +57,7 @@ Handshake make_handshake(const LocalIdentity& identity) {
   h.set_incarnation(identity.incarnation);
   h.set_peer_address(identity.peer_address);
   h.set_client_address(identity.client_address);
+  h.set_takes_forward_batches(true);
   return h;
 }
 

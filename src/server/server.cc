@@ -396,6 +396,12 @@ bool Server::Impl::open_sockets(StartError* error) {
     if (f.has_forward_request()) {
       uint64_t id = f.forward_request().request_id();
       asio::post(io_, [this, id] { on_forward_dropped(id); });
+    } else if (f.has_forward_batch()) {
+      std::vector<uint64_t> ids;
+      for (const auto& req : f.forward_batch().requests()) ids.push_back(req.request_id());
+      asio::post(io_, [this, ids = std::move(ids)] {
+        for (uint64_t id : ids) on_forward_dropped(id);
+      });
     }
   };
   cb.log = [](net::LogLevel level, const std::string& m) {
@@ -474,6 +480,7 @@ std::optional<std::string> Server::Impl::validate_handshake(const net::Handshake
   // Learned from the handshake: the peer's client address and incarnation.
   bool is_new = !learned_.count(h.node_id());
   learned_[h.node_id()] = {h.peer_address(), h.client_address(), hex(h.incarnation())};
+  takes_forward_batches_[h.node_id()] = h.takes_forward_batches();
   if (!h.cluster_id().empty()) learned_cluster_ids_[h.node_id()] = h.cluster_id();
   if (is_new && it == registry_.end()) {
     // A node waiting to join, or lagging behind the configuration, answers
@@ -944,19 +951,69 @@ void Server::Impl::start_write(uint64_t id) {
   }
   NodeId leader = raft_->leader_id();
   if (leader == raft::kNoNode || leader == opt_.id) return;  // retried at the next tick
-  net::PeerFrame f;
-  auto* req = f.mutable_forward_request();
-  req->set_request_id(id);
-  req->set_kind(net::FORWARD_WRITE);
-  req->set_command(w.command);
-  uint64_t now = now_ms();
-  req->set_timeout_ms(w.deadline_ms > now ? w.deadline_ms - now : 0);
-  req->set_answer_on_apply(true);
-  // The point of no return: from here a timeout means "unknown".
-  w.forwarded = true;
-  w.forwarded_to = leader;
-  metrics_.forwarded_writes++;
-  transport_->send(leader, std::move(f));
+  // Sent with the other writes of this loop turn (flush_forwards); until
+  // then it has not left this node.
+  w.queued = true;
+  forward_outbox_[leader].push_back(id);
+  if (!forward_flush_posted_) {
+    forward_flush_posted_ = true;
+    asio::post(io_, [this] {
+      forward_flush_posted_ = false;
+      if (!stopping_) flush_forwards();
+    });
+  }
+}
+
+// Hands the writes queued by start_write to the leader they were queued
+// for: one ForwardBatch frame per kForwardBatchBytes to a leader whose
+// handshake said it takes them, else one ForwardRequest frame each.
+void Server::Impl::flush_forwards() {
+  auto outbox = std::move(forward_outbox_);
+  forward_outbox_.clear();
+  for (auto& [leader, ids] : outbox) {
+    bool batches = false;
+    {
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      auto it = takes_forward_batches_.find(leader);
+      batches = it != takes_forward_batches_.end() && it->second;
+    }
+    net::PeerFrame batch;
+    size_t batch_bytes = 0;
+    const uint64_t now = now_ms();
+    for (uint64_t id : ids) {
+      auto it = writes_.find(id);
+      if (it == writes_.end() || !it->second.queued) continue;  // answered meanwhile
+      PendingWrite& w = it->second;
+      w.queued = false;
+      if (raft_->leader_id() != leader || raft_->role() == raft::Role::kLeader) {
+        start_write(id);  // the leader changed this turn: route it again
+        continue;
+      }
+      net::PeerFrame single;
+      net::ForwardRequest* req = batches ? batch.mutable_forward_batch()->add_requests()
+                                         : single.mutable_forward_request();
+      req->set_request_id(id);
+      req->set_kind(net::FORWARD_WRITE);
+      req->set_command(w.command);
+      req->set_timeout_ms(w.deadline_ms > now ? w.deadline_ms - now : 0);
+      req->set_answer_on_apply(true);
+      // The point of no return: from here a timeout means "unknown".
+      w.forwarded = true;
+      w.forwarded_to = leader;
+      metrics_.forwarded_writes++;
+      if (!batches) {
+        transport_->send(leader, std::move(single));
+        continue;
+      }
+      batch_bytes += w.command.size();
+      if (batch_bytes >= kForwardBatchBytes) {
+        transport_->send(leader, std::move(batch));
+        batch.Clear();
+        batch_bytes = 0;
+      }
+    }
+    if (batch.has_forward_batch()) transport_->send(leader, std::move(batch));
+  }
 }
 
 void Server::Impl::flush_proposals() {
@@ -1105,6 +1162,24 @@ void Server::Impl::complete_proposal(uint64_t id, const Status& s, const set::Ap
   transport_->send(rw.origin, std::move(f));
 }
 
+// A request a follower handed to this node (alone or in a ForwardBatch).
+void Server::Impl::on_forward_request(NodeId from, net::ForwardRequest& req) {
+  if (req.kind() == net::FORWARD_ADMIN) {
+    on_admin_forward(from, req);
+    return;
+  }
+  if (req.kind() != net::FORWARD_WRITE) return;
+  uint64_t id = next_request_id_++;
+  remote_writes_[id] = RemoteWrite{from, req.request_id(), std::move(*req.mutable_command()),
+                                   req.answer_on_apply()};
+  if (raft_->role() != raft::Role::kLeader || raft_->leaving() ||
+      raft_->transfer_target() != raft::kNoNode || storage_failed_) {
+    refuse_remote(id, Status(Code::kNotLeader, "not the leader"));
+  } else {
+    proposal_queue_.push_back(id);
+  }
+}
+
 // The leader put writes this node forwarded into its log: they are answered
 // from this node's own apply (see apply()), as the leader would have.
 void Server::Impl::on_forward_accepted(NodeId from, const net::ForwardAccepted& accepted) {
@@ -1183,20 +1258,10 @@ void Server::Impl::on_frame(NodeId from, net::PeerFrame&& f) {
     }
     raft_->step(*m);
   } else if (f.has_forward_request()) {
-    const auto& req = f.forward_request();
-    if (req.kind() == net::FORWARD_ADMIN) {
-      on_admin_forward(from, req);
-      kick();
-      return;
-    }
-    if (req.kind() != net::FORWARD_WRITE) return;
-    uint64_t id = next_request_id_++;
-    remote_writes_[id] = RemoteWrite{from, req.request_id(), req.command(), req.answer_on_apply()};
-    if (raft_->role() != raft::Role::kLeader || raft_->leaving() ||
-        raft_->transfer_target() != raft::kNoNode || storage_failed_) {
-      refuse_remote(id, Status(Code::kNotLeader, "not the leader"));
-    } else {
-      proposal_queue_.push_back(id);
+    on_forward_request(from, *f.mutable_forward_request());
+  } else if (f.has_forward_batch()) {
+    for (net::ForwardRequest& req : *f.mutable_forward_batch()->mutable_requests()) {
+      on_forward_request(from, req);
     }
   } else if (f.has_forward_accepted()) {
     on_forward_accepted(from, f.forward_accepted());

@@ -236,6 +236,8 @@ class Server::Impl {
   void apply(const std::vector<raft::Entry>& entries);
   void complete_proposal(uint64_t id, const Status& s, const set::ApplyResult& r);
   void on_forward_accepted(raft::NodeId from, const net::ForwardAccepted& accepted);
+  void on_forward_request(raft::NodeId from, net::ForwardRequest& request);
+  void flush_forwards();
   void finish_write(uint64_t id, const Status& s, const set::ApplyResult& r);
   void on_forward_dropped(uint64_t id);
   void refuse_remote(uint64_t id, const Status& why);
@@ -303,6 +305,12 @@ class Server::Impl {
   std::map<uint64_t, PendingWrite> writes_;
   std::map<uint64_t, RemoteWrite> remote_writes_;
   std::vector<uint64_t> proposal_queue_;
+  // Writes to forward, per leader, gathered during one loop turn and sent
+  // by flush_forwards (posted once per turn). A ForwardBatch frame holds
+  // up to about kForwardBatchBytes of commands (one request may exceed it).
+  static constexpr size_t kForwardBatchBytes = 256 * 1024;
+  std::map<raft::NodeId, std::vector<uint64_t>> forward_outbox_;
+  bool forward_flush_posted_ = false;
   // Several proposals may wait at one index, each under its own term: two
   // leaders wrote there, and either entry may be the one that commits.
   std::multimap<raft::Index, Proposal> proposals_;
@@ -321,6 +329,7 @@ class Server::Impl {
   std::map<raft::NodeId, MemberRecord> registry_;
   std::set<raft::NodeId> removed_ids_;
   std::map<raft::NodeId, MemberRecord> learned_;             // from handshakes
+  std::map<raft::NodeId, bool> takes_forward_batches_;       // from handshakes
   std::map<raft::NodeId, std::string> learned_cluster_ids_;  // from handshakes
   // Nodes a CSET.NODE ADD waits for (id -> peer address): dialed and accepted
   // before they are members, so that the leader learns their client address
