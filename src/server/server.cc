@@ -1170,8 +1170,8 @@ void Server::Impl::on_forward_request(NodeId from, net::ForwardRequest& req) {
   }
   if (req.kind() != net::FORWARD_WRITE) return;
   uint64_t id = next_request_id_++;
-  remote_writes_[id] = RemoteWrite{from, req.request_id(), std::move(*req.mutable_command()),
-                                   req.answer_on_apply()};
+  remote_writes_[id] =
+      RemoteWrite{from, req.request_id(), std::move(*req.mutable_command()), req.answer_on_apply()};
   if (raft_->role() != raft::Role::kLeader || raft_->leaving() ||
       raft_->transfer_target() != raft::kNoNode || storage_failed_) {
     refuse_remote(id, Status(Code::kNotLeader, "not the leader"));
