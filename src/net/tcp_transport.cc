@@ -144,6 +144,7 @@ class TcpTransport::Impl {
   void set_identity(LocalIdentity identity);
   void send(NodeId to, PeerFrame frame);
   std::map<NodeId, PeerStatus> peer_status() const;
+  bool connected(NodeId to) const;
   TransportCounters counters() const;
 
  private:
@@ -891,6 +892,12 @@ void TcpTransport::Impl::send(NodeId to, PeerFrame frame) {
   }
 }
 
+bool TcpTransport::Impl::connected(NodeId to) const {
+  std::lock_guard lock(mu_);
+  auto it = peers_.find(to);
+  return it != peers_.end() && it->second->state == ConnectionState::kConnected;
+}
+
 std::map<NodeId, PeerStatus> TcpTransport::Impl::peer_status() const {
   std::lock_guard lock(mu_);
   std::map<NodeId, PeerStatus> result;
@@ -959,6 +966,7 @@ void TcpTransport::set_identity(LocalIdentity identity) {
 }
 void TcpTransport::send(NodeId to, PeerFrame frame) { impl_->send(to, std::move(frame)); }
 std::map<NodeId, PeerStatus> TcpTransport::peer_status() const { return impl_->peer_status(); }
+bool TcpTransport::connected(NodeId to) const { return impl_->connected(to); }
 TransportCounters TcpTransport::counters() const { return impl_->counters(); }
 
 }  // namespace cset::net

@@ -65,6 +65,10 @@ class TcpTransport final : public Transport {
   void send(NodeId to, PeerFrame frame) override;
   std::map<NodeId, PeerStatus> peer_status() const override;
   TransportCounters counters() const override;
+  /// True while the connection to `to` is established (handshakes accepted
+  /// both ways). A frame send() accepts then goes on that connection or is
+  /// dropped with it (and reported): never on a later one. Thread-safe.
+  bool connected(NodeId to) const;
 
  private:
   class Impl;

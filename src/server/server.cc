@@ -965,18 +965,24 @@ void Server::Impl::start_write(uint64_t id) {
 }
 
 // Hands the writes queued by start_write to the leader they were queued
-// for: one ForwardBatch frame per kForwardBatchBytes to a leader whose
-// handshake said it takes them, else one ForwardRequest frame each.
+// for: ForwardBatch frames of at most kForwardBatchBytes of commands (or one
+// larger request alone) to a leader whose handshake said it takes them,
+// else one ForwardRequest frame each.
 void Server::Impl::flush_forwards() {
   auto outbox = std::move(forward_outbox_);
   forward_outbox_.clear();
   for (auto& [leader, ids] : outbox) {
+    // Only on an established connection: its handshake set the flag, and a
+    // frame sent now travels on it or is dropped with it. A frame queued
+    // while the transport dials would go to whatever process answers, maybe
+    // an older one (a downgrade) that takes no batches.
     bool batches = false;
     {
       std::lock_guard<std::mutex> lock(registry_mu_);
       auto it = takes_forward_batches_.find(leader);
       batches = it != takes_forward_batches_.end() && it->second;
     }
+    batches = batches && transport_->connected(leader);
     net::PeerFrame batch;
     size_t batch_bytes = 0;
     const uint64_t now = now_ms();
@@ -988,6 +994,12 @@ void Server::Impl::flush_forwards() {
       if (raft_->leader_id() != leader || raft_->role() == raft::Role::kLeader) {
         start_write(id);  // the leader changed this turn: route it again
         continue;
+      }
+      if (batches && batch.has_forward_batch() &&
+          batch_bytes + w.command.size() > kForwardBatchBytes) {
+        transport_->send(leader, std::move(batch));  // this one would overfill it
+        batch.Clear();
+        batch_bytes = 0;
       }
       net::PeerFrame single;
       net::ForwardRequest* req = batches ? batch.mutable_forward_batch()->add_requests()
@@ -1006,11 +1018,6 @@ void Server::Impl::flush_forwards() {
         continue;
       }
       batch_bytes += w.command.size();
-      if (batch_bytes >= kForwardBatchBytes) {
-        transport_->send(leader, std::move(batch));
-        batch.Clear();
-        batch_bytes = 0;
-      }
     }
     if (batch.has_forward_batch()) transport_->send(leader, std::move(batch));
   }

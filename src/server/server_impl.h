@@ -307,7 +307,7 @@ class Server::Impl {
   std::vector<uint64_t> proposal_queue_;
   // Writes to forward, per leader, gathered during one loop turn and sent
   // by flush_forwards (posted once per turn). A ForwardBatch frame holds
-  // up to about kForwardBatchBytes of commands (one request may exceed it).
+  // at most kForwardBatchBytes of commands, or one larger request alone.
   static constexpr size_t kForwardBatchBytes = 256 * 1024;
   std::map<raft::NodeId, std::vector<uint64_t>> forward_outbox_;
   bool forward_flush_posted_ = false;

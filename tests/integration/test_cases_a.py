@@ -455,6 +455,47 @@ class C03ForwardedWriteTest(ClusterTestCase):
                          "every forwarded write should be answered from the follower's apply")
         self.assertEqual(first_read(leader, "c03:apply"), {b"a", b"c"})
 
+    def test_C03_concurrent_large_writes_through_a_follower(self):
+        """Writes that reach a follower in one loop turn travel to the leader
+        together (ForwardBatch frames of at most 256 KiB of commands, one larger
+        request alone): large members and large multi-member SADDs from many
+        clients at once are each applied once, whole, with the right count."""
+        cluster = self.new_cluster(3)
+        leader = cluster.wait_for_leader()
+        f = cluster.followers(leader)[0]
+        member_bytes = 60 * 1024
+        problems = []
+        lock = threading.Lock()
+
+        def member(t, j, k):
+            return (f"t{t}-{j}-{k}-".encode() * member_bytes)[:member_bytes]
+
+        def client(t):
+            cmds = [("SADD", "c03:big") + tuple(member(t, j, k) for k in range(1 + j % 3))
+                    for j in range(6)]
+            try:
+                with f.raw(timeout=60) as c:
+                    replies = c.pipeline(cmds)
+            except OSError as e:
+                with lock:
+                    problems.append(f"client {t}: {e!r}")
+                return
+            for j, reply in enumerate(replies):
+                if reply != 1 + j % 3:
+                    with lock:
+                        problems.append(f"client {t} write {j}: {str(reply)[:200]!r}")
+
+        threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertFalse(problems, "\n".join(problems[:20]))
+        want = 8 * sum(1 + j % 3 for j in range(6))
+        self.assertEqual(raw_command(leader, "SCARD", "c03:big"), want)
+        for t in (0, 7):
+            self.assertEqual(raw_command(leader, "SISMEMBER", "c03:big", member(t, 5, 2)), 1)
+
 
 # ---- C04 --------------------------------------------------------------------------
 

@@ -283,16 +283,20 @@ TEST(NetTcpTransport, ReconnectsAfterTheListenerRestarts) {
   Node a(1, ra.callbacks());
   auto b = std::make_unique<Node>(2, rb1.callbacks());
   const uint16_t port = b->transport->listen_port();
+  EXPECT_FALSE(a.transport->connected(2));  // no peer yet
   a.transport->set_peers({{2, local(port)}});
   ASSERT_TRUE(wait_until([&] { return state_of(*a.transport, 2) == ConnectionState::kConnected; }));
+  EXPECT_TRUE(a.transport->connected(2));
   a.transport->send(2, forward_request(7));
   a.transport->send_raft(heartbeat(1, 2, 1));
   ASSERT_TRUE(wait_until([&] { return rb1.received_count() == 2; }));
 
   b.reset();  // stop: sockets closed
   ASSERT_TRUE(wait_until([&] { return state_of(*a.transport, 2) != ConnectionState::kConnected; }));
+  EXPECT_FALSE(a.transport->connected(2));
   auto b2 = std::make_unique<Node>(2, rb2.callbacks(), port);
   ASSERT_TRUE(wait_until([&] { return state_of(*a.transport, 2) == ConnectionState::kConnected; }));
+  EXPECT_TRUE(a.transport->connected(2));
   a.transport->send_raft(heartbeat(1, 2, 2));
   a.transport->send(2, forward_request(8));
   ASSERT_TRUE(wait_until([&] { return rb2.forwards_received(8) == 1; }));
