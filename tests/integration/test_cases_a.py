@@ -347,6 +347,31 @@ def commit_indexes(cluster):
     return {n.id: int(n.info()["commit_index"]) for n in cluster.nodes}
 
 
+def pipelined_clients(count, node_of, commands_of, check):
+    """Runs `count` threads; thread t pipelines commands_of(t) on one raw
+    connection to node_of(t), then check(t, node, commands, replies) returns
+    a list of problems. Returns every problem (a failed connection is one)."""
+    problems = []
+    lock = threading.Lock()
+
+    def client(t):
+        node, cmds = node_of(t), commands_of(t)
+        try:
+            with node.raw(timeout=60) as c:
+                found = check(t, node, cmds, c.pipeline(cmds))
+        except OSError as e:
+            found = [f"client {t}: {e!r}"]
+        with lock:
+            problems.extend(found)
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    return problems
+
+
 class C03ForwardedWriteTest(ClusterTestCase):
     CTEST_PER_METHOD = True
     CTEST_TIMEOUT = 150
@@ -388,34 +413,20 @@ class C03ForwardedWriteTest(ClusterTestCase):
         self.assertQuiet(cluster, 2.0, "after SADD/SREM x2")
 
         # Many clients pipelining through followers.
-        problems = []
-        lock = threading.Lock()
-
-        def client(t):
-            node = followers[t % len(followers)]
+        def commands(t):
             cmds = []
             for j in range(self.PER_CLIENT // 2):
                 m = f"c{t}-{j}"
                 cmds += [("SADD", "c03:many", m), ("SADD", "c03:many", m)]
-            try:
-                with node.raw(timeout=60) as c:
-                    replies = c.pipeline(cmds)
-            except OSError as e:
-                with lock:
-                    problems.append(f"client {t}: {e!r}")
-                return
-            for k in range(0, len(cmds), 2):
-                first, second = replies[k], replies[k + 1]
-                if first != 1 or second != 0:
-                    with lock:
-                        problems.append(f"client {t} via node {node.id}: {cmds[k][2]}: first SADD "
-                                        f"{first!r}, second {second!r} (want 1, 0)")
+            return cmds
 
-        threads = [threading.Thread(target=client, args=(t,)) for t in range(self.CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(90)
+        def check(t, node, cmds, replies):
+            return [f"client {t} via node {node.id}: {cmds[k][2]}: first SADD {replies[k]!r}, "
+                    f"second {replies[k + 1]!r} (want 1, 0)"
+                    for k in range(0, len(cmds), 2) if (replies[k], replies[k + 1]) != (1, 0)]
+
+        problems = pipelined_clients(self.CLIENTS, lambda t: followers[t % len(followers)],
+                                     commands, check)
         self.assertFalse(problems, "\n".join(problems[:20]))
         want = self.CLIENTS * (self.PER_CLIENT // 2)
         for n in cluster.nodes:
@@ -464,32 +475,19 @@ class C03ForwardedWriteTest(ClusterTestCase):
         leader = cluster.wait_for_leader()
         f = cluster.followers(leader)[0]
         member_bytes = 60 * 1024
-        problems = []
-        lock = threading.Lock()
 
         def member(t, j, k):
             return (f"t{t}-{j}-{k}-".encode() * member_bytes)[:member_bytes]
 
-        def client(t):
-            cmds = [("SADD", "c03:big") + tuple(member(t, j, k) for k in range(1 + j % 3))
+        def commands(t):
+            return [("SADD", "c03:big") + tuple(member(t, j, k) for k in range(1 + j % 3))
                     for j in range(6)]
-            try:
-                with f.raw(timeout=60) as c:
-                    replies = c.pipeline(cmds)
-            except OSError as e:
-                with lock:
-                    problems.append(f"client {t}: {e!r}")
-                return
-            for j, reply in enumerate(replies):
-                if reply != 1 + j % 3:
-                    with lock:
-                        problems.append(f"client {t} write {j}: {str(reply)[:200]!r}")
 
-        threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(90)
+        def check(t, node, cmds, replies):
+            return [f"client {t} write {j}: {str(r)[:200]!r}"
+                    for j, r in enumerate(replies) if r != 1 + j % 3]
+
+        problems = pipelined_clients(8, lambda t: f, commands, check)
         self.assertFalse(problems, "\n".join(problems[:20]))
         want = 8 * sum(1 + j % 3 for j in range(6))
         self.assertEqual(raw_command(leader, "SCARD", "c03:big"), want)
